@@ -1,0 +1,78 @@
+package v1
+
+// Condition types on the MyResource.
+const (
+	// ConditionReady is True exactly when every selected cluster has Applied=True
+	// and Available=True for the current generation.
+	ConditionReady = "Ready"
+	// ConditionDegraded is True when any selected cluster is failing; its
+	// message names the clusters.
+	ConditionDegraded = "Degraded"
+	// ConditionProgressing is True while some selected cluster is still rolling out.
+	ConditionProgressing = "Progressing"
+)
+
+// Condition types on one entry of status.clusters.
+const (
+	// ClusterConditionApplied says whether the desired objects were written to the cluster.
+	ClusterConditionApplied = "Applied"
+	// ClusterConditionAvailable says whether the cluster's Deployment is Available.
+	ClusterConditionAvailable = "Available"
+)
+
+// Condition reasons. They are CamelCase, stable, and part of the contract:
+// users alert on them and the kubectl plugin prints them.
+const (
+	ReasonApplied               = "Applied"
+	ReasonApplyFailed           = "ApplyFailed"
+	ReasonConflict              = "Conflict"
+	ReasonClusterUnreachable    = "ClusterUnreachable"
+	ReasonInvalidKubeconfig     = "InvalidKubeconfig"
+	ReasonClusterNotFound       = "ClusterNotFound"
+	ReasonDeploymentAvailable   = "DeploymentAvailable"
+	ReasonDeploymentProgressing = "DeploymentProgressing"
+	ReasonDeploymentUnavailable = "DeploymentUnavailable"
+	ReasonProgressDeadline      = "ProgressDeadlineExceeded"
+	ReasonCleanupPending        = "CleanupPending"
+	ReasonSuspended             = "Suspended"
+	ReasonPending               = "Pending"
+	ReasonAllClustersReady      = "AllClustersReady"
+	ReasonClustersNotReady      = "ClustersNotReady"
+	ReasonClustersFailing       = "ClustersFailing"
+	ReasonNoClustersSelected    = "NoClustersSelected"
+	ReasonAsExpected            = "AsExpected"
+	ReasonDeleting              = "Deleting"
+	ReasonOrphaned              = "Orphaned"
+	ReasonDeleted               = "Deleted"
+)
+
+// Labels and annotations of the contract.
+const (
+	// FinalizerName holds a MyResource until every member is cleaned up.
+	FinalizerName = "myresource.example.com/finalizer"
+	// ForceOrphanAnnotation set to "true" on a MyResource being deleted drops
+	// the finalizer at once and leaves member objects where they are.
+	ForceOrphanAnnotation = "example.com/force-orphan"
+
+	// MemberClusterLabel marks a hub Secret as a registry entry.
+	MemberClusterLabel = "example.com/member-cluster"
+	// KubeconfigKey is the data key of a registry Secret holding the kubeconfig.
+	KubeconfigKey = "kubeconfig"
+
+	// ManagedByLabel with value ManagedByValue marks every member object the operator owns.
+	ManagedByLabel = "app.kubernetes.io/managed-by"
+	// ManagedByValue is the value of ManagedByLabel and the server-side apply field manager.
+	ManagedByValue = "hub-operator"
+	// OwnerNamespaceLabel and OwnerNameLabel map a member object back to its MyResource.
+	OwnerNamespaceLabel = "example.com/owner-namespace"
+	OwnerNameLabel      = "example.com/owner-name"
+	// OwnerUIDAnnotation carries the hub MyResource's UID.
+	OwnerUIDAnnotation = "example.com/owner-uid"
+	// SelectorLabel is the pod selector label; its value is the MyResource name.
+	SelectorLabel = "example.com/myresource"
+	// HubGenerationAnnotation carries the hub generation a member object was rendered from.
+	HubGenerationAnnotation = "example.com/hub-generation"
+	// SpecHashAnnotation carries the hash of the desired object, so an apply is
+	// skipped when the cached member object already matches.
+	SpecHashAnnotation = "example.com/spec-hash"
+)

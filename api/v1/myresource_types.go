@@ -1,0 +1,213 @@
+package v1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// DeletionPolicy says what happens to member objects when a MyResource is
+// deleted or a cluster leaves its placement.
+// +kubebuilder:validation:Enum=Delete;Orphan
+type DeletionPolicy string
+
+const (
+	// DeletionPolicyDelete removes the member objects.
+	DeletionPolicyDelete DeletionPolicy = "Delete"
+	// DeletionPolicyOrphan leaves the member objects in place.
+	DeletionPolicyOrphan DeletionPolicy = "Orphan"
+)
+
+// Placement selects member clusters. A cluster is selected when its name is
+// listed OR its labels match the selector. An empty selector ({}) selects
+// every registered cluster; an absent one selects none by itself.
+type Placement struct {
+	// ClusterNames lists clusters by registry Secret name.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=1000
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=253
+	ClusterNames []string `json:"clusterNames,omitempty"`
+
+	// ClusterSelector selects clusters by the labels of their registry Secret.
+	// +optional
+	ClusterSelector *metav1.LabelSelector `json:"clusterSelector,omitempty"`
+}
+
+// DeploymentSpec is the workload run in every selected cluster.
+type DeploymentSpec struct {
+	// Replicas is the desired number of pods in each cluster.
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	Replicas *int32 `json:"replicas,omitempty"`
+
+	// Template is the pod template. Its labels get the selector label
+	// example.com/myresource added.
+	// +kubebuilder:validation:XValidation:rule="has(self.spec) && has(self.spec.containers) && size(self.spec.containers) > 0",message="deployment.template.spec.containers must list at least one container"
+	Template corev1.PodTemplateSpec `json:"template"`
+}
+
+// ServiceSpec is the Service exposed in every selected cluster.
+type ServiceSpec struct {
+	// Type is the Service type.
+	// +kubebuilder:default=ClusterIP
+	// +kubebuilder:validation:Enum=ClusterIP;NodePort;LoadBalancer
+	// +optional
+	Type corev1.ServiceType `json:"type,omitempty"`
+
+	// Ports are the Service ports; at least one.
+	// +kubebuilder:validation:MinItems=1
+	// +listType=atomic
+	Ports []corev1.ServicePort `json:"ports"`
+}
+
+// Override changes the workload for the clusters it selects. Overrides are
+// applied in order; a later one wins.
+// +kubebuilder:validation:XValidation:rule="(has(self.clusterNames) && size(self.clusterNames) > 0) || has(self.clusterSelector)",message="an override must select clusters: set clusterNames or clusterSelector"
+// +kubebuilder:validation:XValidation:rule="has(self.replicas) || has(self.image) || (has(self.env) && size(self.env) > 0)",message="an override must change something: set replicas, image or env"
+// +kubebuilder:validation:XValidation:rule="!has(self.containerName) || has(self.image) || has(self.env)",message="containerName narrows image or env: set one of them"
+type Override struct {
+	// ClusterNames lists the clusters this override applies to.
+	// +optional
+	// +listType=set
+	ClusterNames []string `json:"clusterNames,omitempty"`
+
+	// ClusterSelector selects the clusters this override applies to by label.
+	// +optional
+	ClusterSelector *metav1.LabelSelector `json:"clusterSelector,omitempty"`
+
+	// Replicas replaces deployment.replicas.
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	Replicas *int32 `json:"replicas,omitempty"`
+
+	// Image replaces the image of every container, or of containerName only.
+	// +kubebuilder:validation:MinLength=1
+	// +optional
+	Image string `json:"image,omitempty"`
+
+	// ContainerName narrows image and env to one container.
+	// +optional
+	ContainerName string `json:"containerName,omitempty"`
+
+	// Env sets (adds or replaces by name) environment variables.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	Env []corev1.EnvVar `json:"env,omitempty"`
+}
+
+// MyResourceSpec is the desired state: what runs, and where.
+type MyResourceSpec struct {
+	// Placement selects the member clusters.
+	// +optional
+	Placement Placement `json:"placement,omitempty"`
+
+	// Deployment is the workload run in every selected cluster.
+	Deployment DeploymentSpec `json:"deployment"`
+
+	// Service, when set, is exposed in every selected cluster. When unset,
+	// no Service is created and one created earlier is deleted.
+	// +optional
+	Service *ServiceSpec `json:"service,omitempty"`
+
+	// Overrides change the workload per cluster, applied in order.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=100
+	Overrides []Override `json:"overrides,omitempty"`
+
+	// DeletionPolicy says whether member objects are deleted (Delete) or left
+	// (Orphan) when the MyResource is deleted or a cluster leaves the placement.
+	// +kubebuilder:default=Delete
+	// +optional
+	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
+
+	// Suspend, while true, stops every write to and deletion from members;
+	// status keeps being reported.
+	// +optional
+	Suspend bool `json:"suspend,omitempty"`
+}
+
+// ClusterStatus is the compact state of the workload in one member cluster.
+type ClusterStatus struct {
+	// Name is the cluster's name (its registry Secret's name).
+	Name string `json:"name"`
+
+	// Conditions are Applied and Available.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// Replicas is the member Deployment's desired replica count.
+	// +optional
+	Replicas int32 `json:"replicas,omitempty"`
+	// ReadyReplicas is the member Deployment's ready replica count.
+	// +optional
+	ReadyReplicas int32 `json:"readyReplicas,omitempty"`
+	// AvailableReplicas is the member Deployment's available replica count.
+	// +optional
+	AvailableReplicas int32 `json:"availableReplicas,omitempty"`
+
+	// ObservedGeneration is the hub generation the member objects were last
+	// applied from, read back from the member.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+}
+
+// MyResourceStatus is the observed state across all selected clusters.
+type MyResourceStatus struct {
+	// ObservedGeneration is the generation this status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// Conditions are Ready, Degraded and Progressing.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// SelectedClusters is how many clusters the placement selects.
+	// +optional
+	SelectedClusters int32 `json:"selectedClusters,omitempty"`
+	// ReadyClusters is how many selected clusters are Applied and Available.
+	// +optional
+	ReadyClusters int32 `json:"readyClusters,omitempty"`
+
+	// ReadySummary is readyClusters/selectedClusters, for the READY column.
+	// +optional
+	ReadySummary string `json:"readySummary,omitempty"`
+
+	// Clusters is the per-cluster state, sorted by name.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	Clusters []ClusterStatus `json:"clusters,omitempty"`
+}
+
+// MyResource runs one workload in many member clusters.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=myr
+// +kubebuilder:printcolumn:name="READY",type=string,JSONPath=`.status.readySummary`
+// +kubebuilder:printcolumn:name="STATUS",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
+// +kubebuilder:printcolumn:name="AGE",type=date,JSONPath=`.metadata.creationTimestamp`
+type MyResource struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   MyResourceSpec   `json:"spec"`
+	Status MyResourceStatus `json:"status,omitempty"`
+}
+
+// MyResourceList is a list of MyResources.
+//
+// +kubebuilder:object:root=true
+type MyResourceList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []MyResource `json:"items"`
+}
