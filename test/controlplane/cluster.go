@@ -37,6 +37,12 @@ type Cluster struct {
 	Kubeconfig []byte
 	// KubeconfigPath is Kubeconfig written to a file, for kubectl and child processes.
 	KubeconfigPath string
+	// OperatorKubeconfig is a kubeconfig for the operator's own identity
+	// (OperatorUser, in system:masters), whose requests are audited; through
+	// the proxy when there is one. Env.Register hands it to the operator.
+	OperatorKubeconfig []byte
+	// OperatorKubeconfigPath is OperatorKubeconfig written to a file.
+	OperatorKubeconfigPath string
 	// Proxy sits between the operator and this member's API server when the
 	// member was started with Proxy; nil otherwise.
 	Proxy *Proxy
@@ -115,7 +121,14 @@ func (c *Cluster) start(ctx context.Context) error {
 		return err
 	}
 	c.KubeconfigPath = filepath.Join(c.Dir, "kubeconfig")
-	return os.WriteFile(c.KubeconfigPath, c.Kubeconfig, 0o600)
+	if err := os.WriteFile(c.KubeconfigPath, c.Kubeconfig, 0o600); err != nil {
+		return err
+	}
+	if c.OperatorKubeconfig, err = c.UserKubeconfig(OperatorUser, "system:masters"); err != nil {
+		return err
+	}
+	c.OperatorKubeconfigPath = filepath.Join(c.Dir, "operator.kubeconfig")
+	return os.WriteFile(c.OperatorKubeconfigPath, c.OperatorKubeconfig, 0o600)
 }
 
 // StartAPIServer starts (or restarts, after StopAPIServer) the API server on
@@ -129,7 +142,15 @@ func (c *Cluster) StartAPIServer(ctx context.Context) error {
 		return err
 	}
 	d := c.Dir
+	policy, err := writeAuditPolicy(d)
+	if err != nil {
+		return err
+	}
 	args := []string{
+		"--audit-policy-file=" + policy,
+		"--audit-log-path=" + filepath.Join(d, "audit.log"),
+		"--audit-log-format=json",
+		"--audit-log-mode=blocking",
 		"--etcd-servers=" + c.etcd.url(),
 		"--etcd-prefix=" + c.prefix,
 		"--bind-address=127.0.0.1",

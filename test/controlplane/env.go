@@ -10,10 +10,10 @@ import (
 	"sync"
 	"testing"
 
+	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"golang.org/x/sync/errgroup"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -54,9 +54,11 @@ type Env struct {
 	Members []*Cluster
 	Dir     string
 
-	opts     Options
-	stopOnce sync.Once
-	stopErr  error
+	opts      Options
+	mu        sync.Mutex // protects operators
+	operators []*Operator
+	stopOnce  sync.Once
+	stopErr   error
 }
 
 // StartForTest starts an Env and stops it when the test ends, also when it
@@ -184,12 +186,12 @@ func (e *Env) Labels(name string) map[string]string {
 // Register creates (or updates) member's registry Secret on the hub in
 // namespace, exactly as the contract says: named after the member, labelled
 // example.com/member-cluster=true plus labels (the member's start-up labels
-// when labels is nil), the admin kubeconfig under key "kubeconfig".
+// when labels is nil), the operator identity's kubeconfig under key "kubeconfig".
 func (e *Env) Register(ctx context.Context, member *Cluster, namespace string, labels map[string]string) error {
 	if labels == nil {
 		labels = e.Labels(member.Name)
 	}
-	return RegisterKubeconfig(ctx, e.Hub, namespace, member.Name, member.Kubeconfig, labels)
+	return RegisterKubeconfig(ctx, e.Hub, namespace, member.Name, member.OperatorKubeconfig, labels)
 }
 
 // RegisterKubeconfig writes a registry Secret named name holding kubeconfig,
@@ -240,6 +242,13 @@ func (e *Env) Stop() error {
 			errs []error
 			wg   sync.WaitGroup
 		)
+		e.mu.Lock()
+		for _, o := range e.operators {
+			if o.Running() {
+				errs = append(errs, o.Stop())
+			}
+		}
+		e.mu.Unlock()
 		for _, c := range e.Members {
 			wg.Add(1)
 			go func() {
@@ -261,4 +270,3 @@ func (e *Env) Stop() error {
 }
 
 func joinErrs(errs []error) error { return errors.Join(errs...) }
-
