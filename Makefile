@@ -66,6 +66,10 @@ build: ## Build the hub-operator binary.
 run: build ## Run the operator against the hub in KUBECONFIG.
 	$(BIN)/hub-operator --leader-elect=false --metrics-bind-address=0
 
+.PHONY: demo
+demo: control-plane ## Run the main job on local control planes (DEMO_ONCE=1 exits once Ready).
+	DEMO_ONCE=$(DEMO_ONCE) $(GO) run ./test/demo
+
 ##@ Tools
 
 .PHONY: control-plane

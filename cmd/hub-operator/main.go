@@ -1,0 +1,155 @@
+// Command hub-operator runs the MyResource controller on a hub cluster: it
+// discovers member clusters from kubeconfig Secrets and runs each MyResource's
+// workload in the members it selects.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"time"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	mcmanager "sigs.k8s.io/multicluster-runtime/pkg/manager"
+
+	hubv1 "example.com/hub-operator/api/v1"
+	"example.com/hub-operator/clusterregistry"
+	"example.com/hub-operator/hub"
+	"example.com/hub-operator/member"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "hub-operator:", err)
+		os.Exit(1)
+	}
+}
+
+// options are the command-line flags. --kubeconfig is controller-runtime's
+// own flag (registered by its config package), honoured by ctrl.GetConfig.
+type options struct {
+	registryNamespace    string
+	metricsAddr          string
+	probeAddr            string
+	leaderElect          bool
+	leaderElectionNS     string
+	maxConcurrent        int
+	fanOut               int
+	clusterTimeout       time.Duration
+	memberQPS            float64
+	memberBurst          int
+	memberRequestTimeout time.Duration
+	probeInterval        time.Duration
+}
+
+func parseFlags() (options, *zap.Options) {
+	o := options{}
+	defaultNS := os.Getenv("POD_NAMESPACE")
+	if defaultNS == "" {
+		defaultNS = clusterregistry.DefaultNamespace
+	}
+	flag.StringVar(&o.registryNamespace, "cluster-registry-namespace", defaultNS,
+		"Namespace of the registry Secrets (label example.com/member-cluster=true, key kubeconfig). Default: $POD_NAMESPACE, else hub-operator-system.")
+	flag.StringVar(&o.metricsAddr, "metrics-bind-address", ":8443",
+		"Address of the metrics endpoint, served over HTTPS with Kubernetes authentication and authorization. 0 disables it.")
+	flag.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz endpoints.")
+	flag.BoolVar(&o.leaderElect, "leader-elect", false, "Elect a leader, so that only one replica reconciles at a time.")
+	flag.StringVar(&o.leaderElectionNS, "leader-election-namespace", os.Getenv("POD_NAMESPACE"),
+		"Namespace of the leader-election Lease. Default: $POD_NAMESPACE, else the registry namespace.")
+	flag.IntVar(&o.maxConcurrent, "max-concurrent-reconciles", 8, "How many MyResources are reconciled at once.")
+	flag.IntVar(&o.fanOut, "fan-out", hub.DefaultFanOut, "How many member clusters one reconcile works on at once.")
+	flag.DurationVar(&o.clusterTimeout, "cluster-timeout", hub.DefaultClusterTimeout, "Bound on the work for one member cluster in one reconcile.")
+	flag.Float64Var(&o.memberQPS, "member-qps", float64(clusterregistry.DefaultQPS), "Client QPS towards each member cluster.")
+	flag.IntVar(&o.memberBurst, "member-burst", clusterregistry.DefaultBurst, "Client burst towards each member cluster.")
+	flag.DurationVar(&o.memberRequestTimeout, "member-request-timeout", clusterregistry.DefaultTimeout, "Timeout of one request to a member cluster.")
+	flag.DurationVar(&o.probeInterval, "member-probe-interval", clusterregistry.DefaultProbeInterval, "How often each member cluster's health is probed.")
+	zo := &zap.Options{}
+	zo.BindFlags(flag.CommandLine)
+	flag.Parse()
+	if o.leaderElectionNS == "" {
+		o.leaderElectionNS = o.registryNamespace
+	}
+	return o, zo
+}
+
+func run() error {
+	o, zo := parseFlags()
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(zo)))
+	log := ctrl.Log.WithName("setup")
+
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		return fmt.Errorf("loading hub kubeconfig: %w", err)
+	}
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return err
+	}
+	if err := hubv1.AddToScheme(scheme); err != nil {
+		return err
+	}
+
+	provider := clusterregistry.New(clusterregistry.Options{
+		Namespace:      o.registryNamespace,
+		ForbiddenHosts: []string{cfg.Host},
+		QPS:            float32(o.memberQPS),
+		Burst:          o.memberBurst,
+		Timeout:        o.memberRequestTimeout,
+		ProbeInterval:  o.probeInterval,
+	})
+	mgr, err := mcmanager.New(cfg, provider, manager.Options{
+		Scheme: scheme,
+		Metrics: metricsserver.Options{
+			BindAddress:    o.metricsAddr,
+			SecureServing:  true,
+			FilterProvider: filters.WithAuthenticationAndAuthorization,
+		},
+		HealthProbeBindAddress:  o.probeAddr,
+		LeaderElection:          o.leaderElect,
+		LeaderElectionID:        "hub-operator.example.com",
+		LeaderElectionNamespace: o.leaderElectionNS,
+		// The leader steps down at once on shutdown, so a rolling update
+		// hands over in seconds instead of a lease duration.
+		LeaderElectionReleaseOnCancel: true,
+		Cache: cache.Options{ByObject: clusterregistry.HubCacheByObject(o.registryNamespace)},
+	})
+	if err != nil {
+		return fmt.Errorf("creating manager: %w", err)
+	}
+	ctx := ctrl.SetupSignalHandler()
+	if err := provider.SetupWithManager(ctx, mgr); err != nil {
+		return fmt.Errorf("setting up the cluster registry: %w", err)
+	}
+	r := &hub.Reconciler{
+		Hub:            mgr.GetLocalManager().GetClient(),
+		Registry:       provider,
+		Applier:        &member.Applier{},
+		FanOut:         o.fanOut,
+		ClusterTimeout: o.clusterTimeout,
+	}
+	if err := r.SetupWithManager(mgr, provider, o.maxConcurrent); err != nil {
+		return fmt.Errorf("setting up the MyResource controller: %w", err)
+	}
+	if err := mgr.GetLocalManager().AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.GetLocalManager().AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return err
+	}
+
+	log.Info("Starting hub-operator", "registryNamespace", o.registryNamespace, "leaderElect", o.leaderElect)
+	if err := mgr.Start(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("running manager: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,174 @@
+package hub
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	hubv1 "example.com/hub-operator/api/v1"
+)
+
+// clusterEntry builds a status.clusters entry, keeping the previous entry's
+// condition transition times (and replica counts, when it is not observed
+// now) so that an unchanged state produces an identical entry.
+func clusterEntry(prev *hubv1.ClusterStatus, observed hubv1.ClusterStatus) hubv1.ClusterStatus {
+	out := observed
+	out.Conditions = nil
+	if prev != nil {
+		out.Conditions = slices.Clone(prev.Conditions)
+	}
+	for _, c := range observed.Conditions {
+		meta.SetStatusCondition(&out.Conditions, c)
+	}
+	slices.SortFunc(out.Conditions, func(a, b metav1.Condition) int { return strings.Compare(a.Type, b.Type) })
+	return out
+}
+
+// unobserved is the entry of a cluster the hub cannot look into now
+// (unreachable, invalid, not registered, awaiting cleanup): its last known
+// replica counts stay, its conditions say why.
+func unobserved(prev *hubv1.ClusterStatus, name, reason, message string, generation int64) hubv1.ClusterStatus {
+	st := hubv1.ClusterStatus{Name: name}
+	if prev != nil {
+		st.Replicas, st.ReadyReplicas, st.AvailableReplicas = prev.Replicas, prev.ReadyReplicas, prev.AvailableReplicas
+		st.ObservedGeneration = prev.ObservedGeneration
+	}
+	st.Conditions = []metav1.Condition{
+		{Type: hubv1.ClusterConditionApplied, Status: metav1.ConditionFalse, Reason: reason, Message: message, ObservedGeneration: generation},
+		{Type: hubv1.ClusterConditionAvailable, Status: metav1.ConditionUnknown, Reason: reason, Message: message, ObservedGeneration: generation},
+	}
+	return clusterEntry(prev, st)
+}
+
+// clusterReady says whether a cluster runs the current generation, Available.
+func clusterReady(st hubv1.ClusterStatus, generation int64) bool {
+	return st.ObservedGeneration == generation &&
+		meta.IsStatusConditionTrue(st.Conditions, hubv1.ClusterConditionApplied) &&
+		meta.IsStatusConditionTrue(st.Conditions, hubv1.ClusterConditionAvailable)
+}
+
+// clusterFailing says whether a cluster needs a person: not applied, or a
+// rollout that gave up. A rollout in progress is not failing.
+func clusterFailing(st hubv1.ClusterStatus) (bool, string, string) {
+	if c := meta.FindStatusCondition(st.Conditions, hubv1.ClusterConditionApplied); c != nil && c.Status == metav1.ConditionFalse {
+		return true, c.Reason, c.Message
+	}
+	if c := meta.FindStatusCondition(st.Conditions, hubv1.ClusterConditionAvailable); c != nil &&
+		c.Status == metav1.ConditionFalse && c.Reason == hubv1.ReasonProgressDeadline {
+		return true, c.Reason, c.Message
+	}
+	return false, "", ""
+}
+
+// summary is the aggregated view of every cluster entry.
+type summary struct {
+	selected, ready int32
+	failing         []string // "name: message", sorted by name
+	failingReasons  map[string]bool
+	progressing     []string
+}
+
+func summarize(entries []hubv1.ClusterStatus, p placement, generation int64) summary {
+	s := summary{selected: int32(len(p.selected)), failingReasons: map[string]bool{}}
+	for _, e := range entries {
+		if failing, reason, msg := clusterFailing(e); failing {
+			s.failing = append(s.failing, e.Name+": "+msg)
+			s.failingReasons[reason] = true
+			continue
+		}
+		if !p.isSelected(e.Name) {
+			continue
+		}
+		if clusterReady(e, generation) {
+			s.ready++
+		} else {
+			s.progressing = append(s.progressing, e.Name)
+		}
+	}
+	return s
+}
+
+// aggregate computes the MyResource status from the per-cluster entries.
+// Conditions keep their transition times when unchanged, so a converged
+// MyResource aggregates to exactly its current status.
+func aggregate(mr *hubv1.MyResource, entries []hubv1.ClusterStatus, p placement, readyReason string) hubv1.MyResourceStatus {
+	gen := mr.Generation
+	slices.SortFunc(entries, func(a, b hubv1.ClusterStatus) int { return strings.Compare(a.Name, b.Name) })
+	s := summarize(entries, p, gen)
+	st := hubv1.MyResourceStatus{
+		ObservedGeneration: gen,
+		Conditions:         slices.Clone(mr.Status.Conditions),
+		SelectedClusters:   s.selected,
+		ReadyClusters:      s.ready,
+		ReadySummary:       fmt.Sprintf("%d/%d", s.ready, s.selected),
+		Clusters:           entries,
+	}
+
+	ready := metav1.Condition{Type: hubv1.ConditionReady, ObservedGeneration: gen}
+	switch {
+	case readyReason != "":
+		ready.Status, ready.Reason = metav1.ConditionFalse, readyReason
+		ready.Message = readyMessage(readyReason, s)
+	case s.selected == 0:
+		ready.Status, ready.Reason, ready.Message = metav1.ConditionTrue, hubv1.ReasonNoClustersSelected, "the placement selects no registered cluster"
+	case s.ready == s.selected:
+		ready.Status, ready.Reason = metav1.ConditionTrue, hubv1.ReasonAllClustersReady
+		ready.Message = fmt.Sprintf("all %d selected clusters run generation %d, available", s.selected, gen)
+	default:
+		ready.Status, ready.Reason = metav1.ConditionFalse, hubv1.ReasonClustersNotReady
+		ready.Message = fmt.Sprintf("%d/%d selected clusters ready", s.ready, s.selected)
+	}
+	meta.SetStatusCondition(&st.Conditions, ready)
+
+	degraded := metav1.Condition{Type: hubv1.ConditionDegraded, ObservedGeneration: gen,
+		Status: metav1.ConditionFalse, Reason: hubv1.ReasonAsExpected, Message: "no cluster is failing"}
+	if len(s.failing) > 0 {
+		degraded.Status, degraded.Reason = metav1.ConditionTrue, hubv1.ReasonClustersFailing
+		if len(s.failingReasons) == 1 {
+			for r := range s.failingReasons {
+				degraded.Reason = r
+			}
+		}
+		degraded.Message = truncate(strings.Join(s.failing, "; "), 1024)
+	}
+	meta.SetStatusCondition(&st.Conditions, degraded)
+
+	progressing := metav1.Condition{Type: hubv1.ConditionProgressing, ObservedGeneration: gen,
+		Status: metav1.ConditionFalse, Reason: hubv1.ReasonAsExpected, Message: "no rollout in progress"}
+	if len(s.progressing) > 0 {
+		progressing.Status, progressing.Reason = metav1.ConditionTrue, hubv1.ReasonDeploymentProgressing
+		progressing.Message = "rolling out in " + truncate(strings.Join(s.progressing, ", "), 1000)
+	}
+	meta.SetStatusCondition(&st.Conditions, progressing)
+	return st
+}
+
+func readyMessage(reason string, s summary) string {
+	switch reason {
+	case hubv1.ReasonSuspended:
+		return fmt.Sprintf("suspended: nothing is applied to or deleted from members; %d/%d selected clusters ready", s.ready, s.selected)
+	case hubv1.ReasonDeleting:
+		return "deleting: cleaning up member clusters"
+	}
+	return reason
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-3] + "..."
+}
+
+// previous finds a cluster's entry in the current status.
+func previous(mr *hubv1.MyResource, name string) *hubv1.ClusterStatus {
+	for i := range mr.Status.Clusters {
+		if mr.Status.Clusters[i].Name == name {
+			return &mr.Status.Clusters[i]
+		}
+	}
+	return nil
+}

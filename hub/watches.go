@@ -1,0 +1,121 @@
+package hub
+
+import (
+	"context"
+	"slices"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/cluster"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+	mcbuilder "sigs.k8s.io/multicluster-runtime/pkg/builder"
+	mchandler "sigs.k8s.io/multicluster-runtime/pkg/handler"
+	mcmanager "sigs.k8s.io/multicluster-runtime/pkg/manager"
+	"sigs.k8s.io/multicluster-runtime/pkg/multicluster"
+	mcreconcile "sigs.k8s.io/multicluster-runtime/pkg/reconcile"
+
+	hubv1 "example.com/hub-operator/api/v1"
+)
+
+// Subscriber is implemented by a registry that calls back on every change of
+// a cluster's registration, labels or health.
+type Subscriber interface {
+	Subscribe(fn func(clusterName string))
+}
+
+// SetupWithManager wires the reconciler: MyResources on the hub; owned
+// Deployments and Services in every member, mapped back to their hub owner
+// by label, so drift and rollout progress reconcile at once; and registry
+// changes, which re-queue the MyResources they may affect.
+func (r *Reconciler) SetupWithManager(mgr mcmanager.Manager, registry Subscriber, maxConcurrent int) error {
+	if r.Recorder == nil {
+		r.Recorder = mgr.GetLocalManager().GetEventRecorder("hub-operator")
+	}
+	changes := make(chan event.TypedGenericEvent[string], 1024)
+	registry.Subscribe(func(name string) {
+		// Never block the registry: a full channel means a flood of changes,
+		// and the queued ones already re-queue every affected MyResource.
+		select {
+		case changes <- event.TypedGenericEvent[string]{Object: name}:
+		default:
+		}
+	})
+	toOwner := func(multicluster.ClusterName, cluster.Cluster) handler.TypedEventHandler[client.Object, mcreconcile.Request] {
+		return mchandler.TypedEnqueueRequestsFromMapFuncWithClusterPreservation(ownerOf)
+	}
+	return mcbuilder.ControllerManagedBy(mgr).
+		Named("myresource").
+		For(&hubv1.MyResource{},
+			mcbuilder.WithEngageWithLocalCluster(true),
+			mcbuilder.WithEngageWithProviderClusters(false),
+			mcbuilder.WithPredicates(specOrLifecycleChanged())).
+		Watches(&appsv1.Deployment{}, toOwner,
+			mcbuilder.WithEngageWithLocalCluster(false),
+			mcbuilder.WithEngageWithProviderClusters(true),
+			mcbuilder.WithPredicates(managedByUs())).
+		Watches(&corev1.Service{}, toOwner,
+			mcbuilder.WithEngageWithLocalCluster(false),
+			mcbuilder.WithEngageWithProviderClusters(true),
+			mcbuilder.WithPredicates(managedByUs())).
+		WatchesRawSource(source.TypedChannel(changes, handler.TypedEnqueueRequestsFromMapFunc(r.affectedBy))).
+		WithOptions(controller.TypedOptions[mcreconcile.Request]{MaxConcurrentReconciles: maxConcurrent}).
+		Complete(r)
+}
+
+// ownerOf maps an owned member object to its hub MyResource (the local
+// cluster, hence the empty cluster name).
+func ownerOf(_ context.Context, obj client.Object) []mcreconcile.Request {
+	l := obj.GetLabels()
+	ns, name := l[hubv1.OwnerNamespaceLabel], l[hubv1.OwnerNameLabel]
+	if ns == "" || name == "" {
+		return nil
+	}
+	return []mcreconcile.Request{{Request: reconcile.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: name}}}}
+}
+
+// affectedBy lists the MyResources a registry change of one cluster may
+// affect: those that select it by name, by selector (labels may have
+// changed), or hold a status entry for it.
+func (r *Reconciler) affectedBy(ctx context.Context, clusterName string) []mcreconcile.Request {
+	var list hubv1.MyResourceList
+	if err := r.Hub.List(ctx, &list); err != nil {
+		return nil
+	}
+	var out []mcreconcile.Request
+	for _, mr := range list.Items {
+		if mr.Spec.Placement.ClusterSelector != nil || slices.Contains(mr.Spec.Placement.ClusterNames, clusterName) ||
+			previous(&mr, clusterName) != nil || !mr.DeletionTimestamp.IsZero() {
+			out = append(out, mcreconcile.Request{Request: reconcile.Request{NamespacedName: types.NamespacedName{Namespace: mr.Namespace, Name: mr.Name}}})
+		}
+	}
+	return out
+}
+
+// specOrLifecycleChanged ignores the MyResource's own status writes (they
+// would only re-run a converged reconcile) but lets through spec, metadata
+// and deletion changes.
+func specOrLifecycleChanged() predicate.Predicate {
+	return predicate.Or(
+		predicate.GenerationChangedPredicate{},
+		predicate.AnnotationChangedPredicate{},
+		predicate.LabelChangedPredicate{},
+		predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+			return !slices.Equal(e.ObjectOld.GetFinalizers(), e.ObjectNew.GetFinalizers()) ||
+				!e.ObjectNew.GetDeletionTimestamp().Equal(e.ObjectOld.GetDeletionTimestamp())
+		}},
+	)
+}
+
+// managedByUs is a second line behind the member caches' label selector.
+func managedByUs() predicate.Predicate {
+	return predicate.NewPredicateFuncs(func(o client.Object) bool {
+		return o.GetLabels()[hubv1.ManagedByLabel] == hubv1.ManagedByValue
+	})
+}
