@@ -1,0 +1,421 @@
+package member
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	. "github.com/onsi/gomega/gstruct"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	hubv1 "example.com/hub-operator/api/v1"
+	"example.com/hub-operator/test/controlplane"
+)
+
+const waitTimeout = 30 * time.Second
+
+// writeLog records every write the Applier reports through OnWrite.
+type writeLog struct {
+	mu     sync.Mutex
+	writes []string
+}
+
+func (w *writeLog) record(_ string, action Action, obj client.Object) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.writes = append(w.writes, string(action)+" "+kindOf(obj)+" "+obj.GetNamespace()+"/"+obj.GetName())
+}
+
+func (w *writeLog) take() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := w.writes
+	w.writes = nil
+	return out
+}
+
+// operatorTarget builds the Target the hub would build for m1: clients with
+// the operator's own (audited) identity, and a real cache that holds only
+// objects labelled managed-by=hub-operator, with managed fields stripped as a
+// memory-conscious production cache would.
+func operatorTarget(t *testing.T, m *controlplane.Cluster, clusterLabels map[string]string) Target {
+	t.Helper()
+	g := NewWithT(t)
+	cfg, err := clientcmd.RESTConfigFromKubeConfig(m.OperatorKubeconfig)
+	g.Expect(err).NotTo(HaveOccurred())
+	live, err := client.New(cfg, client.Options{Scheme: controlplane.Scheme()})
+	g.Expect(err).NotTo(HaveOccurred())
+	c, err := cache.New(cfg, cache.Options{
+		Scheme:               controlplane.Scheme(),
+		DefaultLabelSelector: labels.SelectorFromSet(labels.Set{hubv1.ManagedByLabel: hubv1.ManagedByValue}),
+		DefaultTransform:     cache.TransformStripManagedFields(),
+	})
+	g.Expect(err).NotTo(HaveOccurred())
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = c.Start(ctx)
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	// Start the informers now, so the first Apply does not pay for it.
+	for _, obj := range []client.Object{&appsv1.Deployment{}, &corev1.Service{}} {
+		_, err := c.GetInformer(t.Context(), obj)
+		g.Expect(err).NotTo(HaveOccurred())
+	}
+	g.Expect(c.WaitForCacheSync(t.Context())).To(BeTrue())
+	return Target{Name: m.Name, Labels: clusterLabels, Cache: c, Reader: live, Writer: live}
+}
+
+// requestsFor counts the operator's requests on objects in namespace ns
+// (and on the namespace itself), excluding the cache's list and watch.
+func requestsFor(g Gomega, m *controlplane.Cluster, ns string) (reads, writes int) {
+	events, err := m.AuditEvents()
+	g.Expect(err).NotTo(HaveOccurred())
+	for _, e := range events {
+		if e.ObjectRef == nil || e.Verb == "list" || e.Verb == "watch" {
+			continue
+		}
+		if e.ObjectRef.Namespace != ns && !(e.ObjectRef.Resource == "namespaces" && e.ObjectRef.Name == ns) {
+			continue
+		}
+		if e.IsWrite() {
+			writes++
+		} else {
+			reads++
+		}
+	}
+	return reads, writes
+}
+
+func appliedCondition(st hubv1.ClusterStatus) *metav1.Condition {
+	return meta.FindStatusCondition(st.Conditions, hubv1.ClusterConditionApplied)
+}
+
+// TestApplyIntegration drives the Applier against a real member API server.
+// The member runs no kube-controller-manager, so Deployments never roll out
+// and deleted namespaces never finish terminating; those behaviours are
+// covered where members have fake nodes.
+func TestApplyIntegration(t *testing.T) {
+	clusterLabels := map[string]string{"env": "prod"}
+	env := controlplane.StartForTest(t, controlplane.Options{Members: []controlplane.MemberOptions{{Name: "m1", Labels: clusterLabels}}})
+	m1 := env.Member("m1")
+	target := operatorTarget(t, m1, clusterLabels)
+	writes := &writeLog{}
+	applier := &Applier{OnWrite: writes.record}
+
+	// Each subtest works in its own namespace, named like a hub namespace.
+	newMR := func(ns string) *hubv1.MyResource {
+		mr := newMyResource()
+		mr.Namespace = ns
+		mr.UID = types.UID("uid-" + ns)
+		return mr
+	}
+	liveDeployment := func(g Gomega, ns string) *appsv1.Deployment {
+		dep := &appsv1.Deployment{}
+		g.Expect(m1.Client.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: "web"}, dep)).To(Succeed())
+		return dep
+	}
+	// cached waits until the cache holds the Deployment as cond wants it, so
+	// the next Apply sees what the member has.
+	cached := func(g Gomega, ns string, cond func(Gomega, *appsv1.Deployment)) {
+		g.Eventually(func(g Gomega) {
+			dep := &appsv1.Deployment{}
+			g.Expect(target.Cache.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: "web"}, dep)).To(Succeed())
+			cond(g, dep)
+		}).WithContext(t.Context()).WithTimeout(waitTimeout).Should(Succeed())
+	}
+
+	t.Run("apply creates the namespace, Deployment and Service with the contract metadata", func(t *testing.T) {
+		g := NewWithT(t)
+		mr := newMR("create")
+		st, err := applier.Apply(t.Context(), mr, target)
+		g.Expect(err).NotTo(HaveOccurred())
+
+		g.Expect(st.Name).To(Equal("m1"))
+		g.Expect(appliedCondition(st)).To(PointTo(MatchFields(IgnoreExtras, Fields{
+			"Status": Equal(metav1.ConditionTrue), "Reason": Equal(hubv1.ReasonApplied),
+		})))
+		g.Expect(st.ObservedGeneration).To(Equal(mr.Generation))
+		avail := meta.FindStatusCondition(st.Conditions, hubv1.ClusterConditionAvailable)
+		g.Expect(avail.Status).To(Equal(metav1.ConditionFalse), "no Deployment controller runs in this member")
+		g.Expect(avail.Reason).To(Equal(hubv1.ReasonDeploymentProgressing))
+		g.Expect(writes.take()).To(ConsistOf("Create Namespace /create", "Apply Deployment create/web", "Apply Service create/web"))
+
+		ns := &corev1.Namespace{}
+		g.Expect(m1.Client.Get(t.Context(), client.ObjectKey{Name: "create"}, ns)).To(Succeed())
+		g.Expect(ns.Labels).To(HaveKeyWithValue(hubv1.ManagedByLabel, hubv1.ManagedByValue))
+
+		dep := liveDeployment(g, "create")
+		svc := &corev1.Service{}
+		g.Expect(m1.Client.Get(t.Context(), client.ObjectKey{Namespace: "create", Name: "web"}, svc)).To(Succeed())
+		for _, obj := range []client.Object{dep, svc} {
+			g.Expect(obj.GetLabels()).To(Equal(map[string]string{
+				hubv1.ManagedByLabel: hubv1.ManagedByValue, hubv1.OwnerNamespaceLabel: "create", hubv1.OwnerNameLabel: "web",
+			}))
+			g.Expect(obj.GetAnnotations()).To(HaveKeyWithValue(hubv1.OwnerUIDAnnotation, "uid-create"))
+			g.Expect(obj.GetAnnotations()).To(HaveKeyWithValue(hubv1.HubGenerationAnnotation, "3"))
+			g.Expect(obj.GetAnnotations()).To(HaveKey(hubv1.SpecHashAnnotation))
+			g.Expect(obj.GetManagedFields()).To(ContainElement(MatchFields(IgnoreExtras, Fields{
+				"Manager": Equal(hubv1.ManagedByValue), "Operation": Equal(metav1.ManagedFieldsOperationApply),
+			})), "written with server-side apply by field manager hub-operator")
+		}
+		g.Expect(dep.Spec.Selector.MatchLabels).To(Equal(map[string]string{hubv1.SelectorLabel: "web"}))
+		g.Expect(dep.Spec.Template.Labels).To(HaveKeyWithValue(hubv1.SelectorLabel, "web"))
+		g.Expect(svc.Spec.Selector).To(Equal(map[string]string{hubv1.SelectorLabel: "web"}))
+	})
+
+	t.Run("a second apply with an in-sync cache sends no request at all", func(t *testing.T) {
+		g := NewWithT(t)
+		mr := newMR("at-rest")
+		_, err := applier.Apply(t.Context(), mr, target)
+		g.Expect(err).NotTo(HaveOccurred())
+		writes.take()
+		before := liveDeployment(g, "at-rest")
+		cached(g, "at-rest", func(g Gomega, dep *appsv1.Deployment) {
+			g.Expect(dep.ResourceVersion).To(Equal(before.ResourceVersion))
+		})
+		g.Eventually(func(g Gomega) {
+			svc := &corev1.Service{}
+			g.Expect(target.Cache.Get(t.Context(), client.ObjectKey{Namespace: "at-rest", Name: "web"}, svc)).To(Succeed())
+		}).WithContext(t.Context()).WithTimeout(waitTimeout).Should(Succeed())
+		reads0, writes0 := requestsFor(g, m1, "at-rest")
+
+		for range 3 {
+			st, err := applier.Apply(t.Context(), mr, target)
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(appliedCondition(st).Status).To(Equal(metav1.ConditionTrue))
+		}
+
+		observed, err := applier.Observe(t.Context(), mr, target)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(appliedCondition(observed).Status).To(Equal(metav1.ConditionTrue), "Observe reads the same state without writing")
+
+		g.Expect(writes.take()).To(BeEmpty())
+		g.Expect(liveDeployment(g, "at-rest").ResourceVersion).To(Equal(before.ResourceVersion))
+		g.Expect(writes0).To(BeNumerically(">=", 3), "the audit log records the operator's writes")
+		// One deliberate read as the operator marks the end of the applies
+		// in the audit log, so the counts below are not read too early.
+		g.Expect(target.Reader.Get(t.Context(), client.ObjectKeyFromObject(before), &appsv1.Deployment{})).To(Succeed())
+		g.Eventually(func(g Gomega) {
+			reads, wr := requestsFor(g, m1, "at-rest")
+			g.Expect(wr-writes0).To(BeZero(), "zero writes at rest")
+			g.Expect(reads-reads0).To(Equal(1), "the namespace is memoized and the objects come from the cache")
+		}).WithContext(t.Context()).WithTimeout(waitTimeout).Should(Succeed())
+	})
+
+	t.Run("a new hub generation is applied and read back as observedGeneration", func(t *testing.T) {
+		g := NewWithT(t)
+		mr := newMR("generation")
+		_, err := applier.Apply(t.Context(), mr, target)
+		g.Expect(err).NotTo(HaveOccurred())
+		mr.Generation = 4
+		mr.Spec.Deployment.Replicas = ptr.To[int32](5)
+		st, err := applier.Apply(t.Context(), mr, target)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(st.ObservedGeneration).To(Equal(int64(4)))
+		g.Expect(st.Replicas).To(Equal(int32(5)))
+		g.Expect(liveDeployment(g, "generation").Spec.Replicas).To(HaveValue(Equal(int32(5))))
+	})
+
+	t.Run("an image and replicas edited in the member are reverted", func(t *testing.T) {
+		g := NewWithT(t)
+		mr := newMR("drift")
+		_, err := applier.Apply(t.Context(), mr, target)
+		g.Expect(err).NotTo(HaveOccurred())
+
+		dep := liveDeployment(g, "drift")
+		dep.Spec.Template.Spec.Containers[0].Image = "evil:1"
+		dep.Spec.Replicas = ptr.To[int32](9)
+		g.Expect(m1.Client.Update(t.Context(), dep)).To(Succeed())
+		cached(g, "drift", func(g Gomega, dep *appsv1.Deployment) {
+			g.Expect(dep.Spec.Template.Spec.Containers[0].Image).To(Equal("evil:1"))
+		})
+		writes.take()
+
+		_, err = applier.Apply(t.Context(), mr, target)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(writes.take()).To(Equal([]string{"Apply Deployment drift/web"}), "only the drifted object is written")
+		dep = liveDeployment(g, "drift")
+		g.Expect(dep.Spec.Template.Spec.Containers[0].Image).To(Equal("nginx:1.27"))
+		g.Expect(dep.Spec.Replicas).To(HaveValue(Equal(int32(2))))
+	})
+
+	t.Run("owner labels stripped in the member are restored, not treated as a conflict", func(t *testing.T) {
+		g := NewWithT(t)
+		mr := newMR("relabel")
+		_, err := applier.Apply(t.Context(), mr, target)
+		g.Expect(err).NotTo(HaveOccurred())
+		cached(g, "relabel", func(Gomega, *appsv1.Deployment) {})
+
+		dep := liveDeployment(g, "relabel")
+		dep.Labels = nil
+		g.Expect(m1.Client.Update(t.Context(), dep)).To(Succeed())
+		// Unlabelled, it leaves the cache of owned objects.
+		g.Eventually(func() error {
+			return target.Cache.Get(t.Context(), client.ObjectKeyFromObject(dep), &appsv1.Deployment{})
+		}).WithContext(t.Context()).WithTimeout(waitTimeout).Should(Satisfy(apierrors.IsNotFound))
+
+		_, err = applier.Apply(t.Context(), mr, target)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(liveDeployment(g, "relabel").Labels).To(HaveKeyWithValue(hubv1.ManagedByLabel, hubv1.ManagedByValue))
+	})
+
+	t.Run("a Deployment deleted in the member is recreated", func(t *testing.T) {
+		g := NewWithT(t)
+		mr := newMR("recreate")
+		_, err := applier.Apply(t.Context(), mr, target)
+		g.Expect(err).NotTo(HaveOccurred())
+		old := liveDeployment(g, "recreate")
+		g.Expect(m1.Client.Delete(t.Context(), old)).To(Succeed())
+
+		// The cache may still hold the old object for a moment; the hub's
+		// watch on the deletion reconciles again, as this loop does.
+		g.Eventually(func(g Gomega) {
+			_, err := applier.Apply(t.Context(), mr, target)
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(liveDeployment(g, "recreate").UID).NotTo(Equal(old.UID))
+		}).WithContext(t.Context()).WithTimeout(waitTimeout).Should(Succeed())
+	})
+
+	t.Run("a pre-existing unmanaged Deployment yields a ConflictError and stays untouched", func(t *testing.T) {
+		g := NewWithT(t)
+		mr := newMR("conflict")
+		g.Expect(m1.Client.Create(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "conflict"}})).To(Succeed())
+		theirs := &appsv1.Deployment{
+			ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "conflict", Labels: map[string]string{"app": "theirs"}},
+			Spec: appsv1.DeploymentSpec{
+				Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "theirs"}},
+				Template: corev1.PodTemplateSpec{
+					ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "theirs"}},
+					Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "theirs", Image: "theirs:1"}}},
+				},
+			},
+		}
+		g.Expect(m1.Client.Create(t.Context(), theirs, client.FieldOwner("someone-else"))).To(Succeed())
+		writes.take()
+
+		st, err := applier.Apply(t.Context(), mr, target)
+		var conflict *ConflictError
+		g.Expect(errors.As(err, &conflict)).To(BeTrue(), "got %v", err)
+		g.Expect(conflict.Kind).To(Equal("Deployment"))
+		g.Expect(conflict.Managers).To(Equal([]string{"someone-else"}), "managers are read live, the cache strips them")
+		g.Expect(Reason(err)).To(Equal(hubv1.ReasonConflict))
+		g.Expect(appliedCondition(st)).To(PointTo(MatchFields(IgnoreExtras, Fields{
+			"Status": Equal(metav1.ConditionFalse), "Reason": Equal(hubv1.ReasonConflict),
+		})))
+		g.Expect(writes.take()).To(BeEmpty())
+
+		after := liveDeployment(g, "conflict")
+		g.Expect(after.ResourceVersion).To(Equal(theirs.ResourceVersion))
+		g.Expect(after.Labels).To(Equal(map[string]string{"app": "theirs"}))
+		g.Expect(apierrors.IsNotFound(m1.Client.Get(t.Context(), client.ObjectKey{Namespace: "conflict", Name: "web"}, &corev1.Service{}))).
+			To(BeTrue(), "nothing else is applied for a conflicting MyResource")
+
+		_, err = applier.Observe(t.Context(), mr, target)
+		g.Expect(Reason(err)).To(Equal(hubv1.ReasonConflict), "got %v", err)
+
+		gone, err := applier.Delete(t.Context(), "conflict", "web", target)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(gone).To(BeTrue(), "an object that is not ours does not hold a deletion")
+		g.Expect(liveDeployment(g, "conflict").UID).To(Equal(theirs.UID), "Delete leaves what is not ours")
+	})
+
+	t.Run("removing spec.service deletes the owned Service", func(t *testing.T) {
+		g := NewWithT(t)
+		mr := newMR("drop-service")
+		_, err := applier.Apply(t.Context(), mr, target)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Eventually(func() error {
+			return target.Cache.Get(t.Context(), client.ObjectKey{Namespace: "drop-service", Name: "web"}, &corev1.Service{})
+		}).WithContext(t.Context()).WithTimeout(waitTimeout).Should(Succeed())
+		writes.take()
+
+		mr.Spec.Service = nil
+		mr.Generation++
+		_, err = applier.Apply(t.Context(), mr, target)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(writes.take()).To(ConsistOf("Apply Deployment drop-service/web", "Delete Service drop-service/web"))
+		err = m1.Client.Get(t.Context(), client.ObjectKey{Namespace: "drop-service", Name: "web"}, &corev1.Service{})
+		g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "got %v", err)
+	})
+
+	t.Run("Delete removes the owned objects, reports gone, and keeps the namespace", func(t *testing.T) {
+		g := NewWithT(t)
+		mr := newMR("delete")
+		_, err := applier.Apply(t.Context(), mr, target)
+		g.Expect(err).NotTo(HaveOccurred())
+		writes.take()
+
+		g.Eventually(func(g Gomega) {
+			gone, err := applier.Delete(t.Context(), "delete", "web", target)
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(gone).To(BeTrue())
+		}).WithContext(t.Context()).WithTimeout(waitTimeout).Should(Succeed())
+
+		g.Expect(writes.take()).To(ConsistOf("Delete Deployment delete/web", "Delete Service delete/web"))
+		for _, obj := range []client.Object{&appsv1.Deployment{}, &corev1.Service{}} {
+			err := m1.Client.Get(t.Context(), client.ObjectKey{Namespace: "delete", Name: "web"}, obj)
+			g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "got %v", err)
+		}
+		ns := &corev1.Namespace{}
+		g.Expect(m1.Client.Get(t.Context(), client.ObjectKey{Name: "delete"}, ns)).To(Succeed())
+		g.Expect(ns.DeletionTimestamp).To(BeNil())
+
+		gone, err := applier.Delete(t.Context(), "delete", "web", target)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(gone).To(BeTrue(), "Delete is idempotent")
+
+		g.Eventually(func(g Gomega) {
+			st, err := applier.Observe(t.Context(), mr, target)
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(appliedCondition(st).Status).To(Equal(metav1.ConditionFalse))
+			g.Expect(appliedCondition(st).Reason).To(Equal(hubv1.ReasonPending))
+		}).WithContext(t.Context()).WithTimeout(waitTimeout).Should(Succeed())
+		g.Expect(writes.take()).To(BeEmpty())
+	})
+
+	t.Run("an unreachable member is ClusterUnreachable and deletes nothing", func(t *testing.T) {
+		g := NewWithT(t)
+		cfg, err := clientcmd.RESTConfigFromKubeConfig(m1.OperatorKubeconfig)
+		g.Expect(err).NotTo(HaveOccurred())
+		cfg.Host = "https://127.0.0.1:1" // nothing listens there
+		dead, err := client.New(cfg, client.Options{Scheme: controlplane.Scheme()})
+		g.Expect(err).NotTo(HaveOccurred())
+		deadTarget := Target{Name: "m1", Labels: clusterLabels, Reader: dead, Writer: dead}
+
+		st, err := (&Applier{}).Apply(t.Context(), newMR("unreachable"), deadTarget)
+		g.Expect(Reason(err)).To(Equal(hubv1.ReasonClusterUnreachable), "got %v", err)
+		g.Expect(appliedCondition(st).Reason).To(Equal(hubv1.ReasonClusterUnreachable))
+
+		gone, err := (&Applier{}).Delete(t.Context(), "create", "web", deadTarget)
+		g.Expect(Reason(err)).To(Equal(hubv1.ReasonClusterUnreachable), "got %v", err)
+		g.Expect(gone).To(BeFalse(), "an unreachable member never reports its objects gone")
+	})
+
+	t.Run("no secret material appears in errors", func(t *testing.T) {
+		g := NewWithT(t)
+		_, err := applier.Apply(t.Context(), newMR("conflict"), target)
+		g.Expect(err).To(HaveOccurred())
+		cfg, cerr := clientcmd.RESTConfigFromKubeConfig(m1.OperatorKubeconfig)
+		g.Expect(cerr).NotTo(HaveOccurred())
+		for _, secret := range [][]byte{cfg.CertData, cfg.KeyData, []byte(cfg.BearerToken)} {
+			if len(secret) > 0 {
+				g.Expect(err.Error()).NotTo(ContainSubstring(string(secret)))
+			}
+		}
+	})
+}

@@ -1,0 +1,26 @@
+// Package member owns everything that touches ONE member cluster: it renders
+// the desired Namespace, Deployment and Service for a (MyResource, cluster)
+// pair, writes them with server-side apply under the field manager
+// hub-operator, reads back a compact ClusterStatus, and deletes what it owns.
+//
+// The package is deliberately cluster-agnostic: a Target carries the
+// cluster's name, labels and clients, so the hub decides which clusters to
+// visit, with what concurrency and timeout, and this package never looks at
+// more than one of them per call. It imports api/v1 and never hub/.
+//
+// Three rules hold everywhere in it:
+//
+//   - Zero writes at rest. An object is written only when its spec-hash
+//     annotation differs from the desired one or a field the operator sets
+//     was changed in the member ("desired is a subset of observed", so
+//     server-side defaults never count as drift). Reads at rest come from the
+//     cluster's cache of owned objects.
+//   - Never take over. A Deployment or Service of the right name that
+//     hub-operator did not create is left untouched and reported as a
+//     *ConflictError naming its field managers.
+//   - Never delete the Namespace, and delete a Deployment or Service only when
+//     it is ours for the owner being cleaned up.
+//
+// Errors are classified with Reason into the contract's condition reasons,
+// and invalid user input is an *InvalidSpecError the hub treats as permanent.
+package member
