@@ -21,16 +21,26 @@ const (
 // listed OR its labels match the selector. An empty selector ({}) selects
 // every registered cluster; an absent one selects none by itself.
 type Placement struct {
-	// ClusterNames lists clusters by registry Secret name.
+	// ClusterNames lists clusters by registry Secret name, so each is a
+	// lowercase DNS subdomain such as member-1.
 	// +optional
 	// +listType=set
 	// +kubebuilder:validation:MaxItems=1000
 	// +kubebuilder:validation:items:MinLength=1
 	// +kubebuilder:validation:items:MaxLength=253
+	// +kubebuilder:validation:items:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
 	ClusterNames []string `json:"clusterNames,omitempty"`
 
 	// ClusterSelector selects clusters by the labels of their registry Secret.
+	// A selector that is not a valid label selector is rejected here rather
+	// than silently selecting nothing; it may hold at most 16 matchExpressions
+	// and 64 matchLabels.
 	// +optional
+	// +kubebuilder:validation:XValidation:rule="!has(self.matchExpressions) || self.matchExpressions.all(e, !(e.operator in ['In', 'NotIn']) || (has(e.values) && size(e.values) > 0))",message="In and NotIn need at least one value",fieldPath=".matchExpressions"
+	// +kubebuilder:validation:XValidation:rule="!has(self.matchExpressions) || self.matchExpressions.all(e, !(e.operator in ['Exists', 'DoesNotExist']) || !has(e.values) || size(e.values) == 0)",message="Exists and DoesNotExist take no values",fieldPath=".matchExpressions"
+	// +kubebuilder:validation:XValidation:rule="!has(self.matchExpressions) || self.matchExpressions.all(e, !format.qualifiedName().validate(e.key).hasValue())",message="each key must be a label key such as region or example.com/region",fieldPath=".matchExpressions"
+	// +kubebuilder:validation:XValidation:rule="!has(self.matchLabels) || self.matchLabels.all(k, !format.qualifiedName().validate(k).hasValue())",message="each key must be a label key such as region or example.com/region",fieldPath=".matchLabels"
+	// +kubebuilder:validation:XValidation:rule="!has(self.matchLabels) || self.matchLabels.all(k, !format.labelValue().validate(self.matchLabels[k]).hasValue())",message="each value must be a label value: at most 63 letters, digits, '-', '_' or '.'",fieldPath=".matchLabels"
 	ClusterSelector *metav1.LabelSelector `json:"clusterSelector,omitempty"`
 }
 
@@ -44,11 +54,22 @@ type DeploymentSpec struct {
 
 	// Template is the pod template. Its labels get the selector label
 	// example.com/myresource added.
+	//
+	// Mistakes every member cluster would reject (no containers, a container
+	// without a name or an image, a restartPolicy other than Always) are
+	// rejected here, once, instead of failing in each cluster.
 	// +kubebuilder:validation:XValidation:rule="has(self.spec) && has(self.spec.containers) && size(self.spec.containers) > 0",message="deployment.template.spec.containers must list at least one container"
+	// +kubebuilder:validation:XValidation:rule="!has(self.spec) || !has(self.spec.containers) || self.spec.containers.all(c, size(c.name) > 0)",message="every container in deployment.template.spec.containers needs a name",fieldPath=".spec.containers"
+	// +kubebuilder:validation:XValidation:rule="!has(self.spec) || !has(self.spec.containers) || self.spec.containers.all(c, has(c.image) && size(c.image) > 0)",message="every container in deployment.template.spec.containers needs an image",fieldPath=".spec.containers"
+	// +kubebuilder:validation:XValidation:rule="!has(self.spec) || !has(self.spec.initContainers) || self.spec.initContainers.all(c, size(c.name) > 0 && has(c.image) && size(c.image) > 0)",message="every container in deployment.template.spec.initContainers needs a name and an image",fieldPath=".spec.initContainers"
+	// +kubebuilder:validation:XValidation:rule="!has(self.spec) || !has(self.spec.restartPolicy) || self.spec.restartPolicy == 'Always'",message="a Deployment's pods must use restartPolicy Always",fieldPath=".spec.restartPolicy"
 	Template corev1.PodTemplateSpec `json:"template"`
 }
 
 // ServiceSpec is the Service exposed in every selected cluster.
+// +kubebuilder:validation:XValidation:rule="size(self.ports) <= 1 || self.ports.all(p, has(p.name) && size(p.name) > 0)",message="a Service with more than one port needs a name on every port",fieldPath=".ports"
+// +kubebuilder:validation:XValidation:rule="self.ports.all(p, !has(p.name) || self.ports.exists_one(q, has(q.name) && q.name == p.name))",message="Service port names must be unique",fieldPath=".ports"
+// +kubebuilder:validation:XValidation:rule="!has(self.type) || self.type != 'ClusterIP' || self.ports.all(p, !has(p.nodePort) || p.nodePort == 0)",message="nodePort needs service.type NodePort or LoadBalancer",fieldPath=".ports"
 type ServiceSpec struct {
 	// Type is the Service type.
 	// +kubebuilder:default=ClusterIP
@@ -56,9 +77,17 @@ type ServiceSpec struct {
 	// +optional
 	Type corev1.ServiceType `json:"type,omitempty"`
 
-	// Ports are the Service ports; at least one.
+	// Ports are the Service ports: at least one, each port and protocol
+	// pair once.
 	// +kubebuilder:validation:MinItems=1
-	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=100
+	// +listType=map
+	// +listMapKey=port
+	// +listMapKey=protocol
+	// +kubebuilder:validation:items:XValidation:rule="self.port >= 1 && self.port <= 65535",message="a Service port must be between 1 and 65535",fieldPath=".port"
+	// +kubebuilder:validation:items:XValidation:rule="!has(self.targetPort) || type(self.targetPort) == string || (self.targetPort >= 0 && self.targetPort <= 65535)",message="a numeric targetPort must be between 1 and 65535, or 0 for the same as port",fieldPath=".targetPort"
+	// +kubebuilder:validation:items:XValidation:rule="!has(self.nodePort) || (self.nodePort >= 0 && self.nodePort <= 65535)",message="a nodePort must be between 0 (allocated) and 65535",fieldPath=".nodePort"
+	// +kubebuilder:validation:items:XValidation:rule="!has(self.protocol) || self.protocol in ['TCP', 'UDP', 'SCTP']",message="a Service port's protocol must be TCP, UDP or SCTP",fieldPath=".protocol"
 	Ports []corev1.ServicePort `json:"ports"`
 }
 
@@ -71,10 +100,20 @@ type Override struct {
 	// ClusterNames lists the clusters this override applies to.
 	// +optional
 	// +listType=set
+	// +kubebuilder:validation:MaxItems=1000
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=253
+	// +kubebuilder:validation:items:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
 	ClusterNames []string `json:"clusterNames,omitempty"`
 
-	// ClusterSelector selects the clusters this override applies to by label.
+	// ClusterSelector selects the clusters this override applies to by label,
+	// with the same rules as placement.clusterSelector.
 	// +optional
+	// +kubebuilder:validation:XValidation:rule="!has(self.matchExpressions) || self.matchExpressions.all(e, !(e.operator in ['In', 'NotIn']) || (has(e.values) && size(e.values) > 0))",message="In and NotIn need at least one value",fieldPath=".matchExpressions"
+	// +kubebuilder:validation:XValidation:rule="!has(self.matchExpressions) || self.matchExpressions.all(e, !(e.operator in ['Exists', 'DoesNotExist']) || !has(e.values) || size(e.values) == 0)",message="Exists and DoesNotExist take no values",fieldPath=".matchExpressions"
+	// +kubebuilder:validation:XValidation:rule="!has(self.matchExpressions) || self.matchExpressions.all(e, !format.qualifiedName().validate(e.key).hasValue())",message="each key must be a label key such as region or example.com/region",fieldPath=".matchExpressions"
+	// +kubebuilder:validation:XValidation:rule="!has(self.matchLabels) || self.matchLabels.all(k, !format.qualifiedName().validate(k).hasValue())",message="each key must be a label key such as region or example.com/region",fieldPath=".matchLabels"
+	// +kubebuilder:validation:XValidation:rule="!has(self.matchLabels) || self.matchLabels.all(k, !format.labelValue().validate(self.matchLabels[k]).hasValue())",message="each value must be a label value: at most 63 letters, digits, '-', '_' or '.'",fieldPath=".matchLabels"
 	ClusterSelector *metav1.LabelSelector `json:"clusterSelector,omitempty"`
 
 	// Replicas replaces deployment.replicas.
@@ -88,6 +127,7 @@ type Override struct {
 	Image string `json:"image,omitempty"`
 
 	// ContainerName narrows image and env to one container.
+	// +kubebuilder:validation:MaxLength=63
 	// +optional
 	ContainerName string `json:"containerName,omitempty"`
 
