@@ -1,0 +1,53 @@
+package clusterregistry
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	apiv1 "example.com/hub-operator/api/v1"
+)
+
+// MemberCacheOptions is the cache configuration of every member cluster: the
+// operator caches only what it owns, so that a member with thousands of
+// Deployments costs the hub nothing for the ones that are not ours.
+//
+//   - Every kind defaults to the label app.kubernetes.io/managed-by=hub-operator
+//     (Deployments, Services, and the Namespaces, ReplicaSets and Pods the
+//     member package may read, as long as it labels them).
+//   - Events are the exception: the kubelet and controllers that emit them copy
+//     no labels, so they are narrowed to type=Warning instead, the only ones
+//     the operator mirrors.
+//   - managedFields are dropped from every cached object: they are often the
+//     largest part of an object and the operator never reads them.
+//
+// The Provider uses it unless Options.ClusterOptions replaces Cache.
+func MemberCacheOptions() cache.Options {
+	return cache.Options{
+		DefaultLabelSelector: labels.SelectorFromSet(labels.Set{apiv1.ManagedByLabel: apiv1.ManagedByValue}),
+		DefaultTransform:     cache.TransformStripManagedFields(),
+		ByObject: map[client.Object]cache.ByObject{
+			&corev1.Event{}: {
+				Label: labels.Everything(),
+				Field: fields.OneTermEqualSelector("type", corev1.EventTypeWarning),
+			},
+		},
+	}
+}
+
+// HubCacheByObject restricts the hub manager's Secret cache to registry
+// Secrets: those in namespace carrying example.com/member-cluster=true. Wire it
+// into the hub manager's cache.Options.ByObject; with it the operator needs
+// read access to Secrets in the registry namespace only, and never holds other
+// Secrets in memory.
+func HubCacheByObject(namespace string) map[client.Object]cache.ByObject {
+	return map[client.Object]cache.ByObject{
+		&corev1.Secret{}: {
+			Namespaces: map[string]cache.Config{namespace: {}},
+			Label:      labels.SelectorFromSet(labels.Set{apiv1.MemberClusterLabel: "true"}),
+			Transform:  cache.TransformStripManagedFields(),
+		},
+	}
+}

@@ -1,0 +1,394 @@
+package clusterregistry
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"slices"
+	"syscall"
+	"time"
+
+	"github.com/go-logr/logr"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
+	utilnet "k8s.io/apimachinery/pkg/util/net"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/flowcontrol"
+	"sigs.k8s.io/controller-runtime/pkg/cluster"
+	"sigs.k8s.io/multicluster-runtime/pkg/multicluster"
+
+	apiv1 "example.com/hub-operator/api/v1"
+)
+
+// userAgent identifies the operator's requests in member API server logs.
+const userAgent = "hub-operator"
+
+var (
+	// errCacheSync: the member cache did not sync within CacheSyncTimeout.
+	errCacheSync = errors.New("member cache did not sync in time")
+	// errClusterStopped: a running member cluster stopped by itself.
+	errClusterStopped = errors.New("member cluster stopped")
+)
+
+// launchLocked starts the connect loop of e. p.mu must be held for writing.
+func (p *Provider) launchLocked(name string, e *entry) {
+	if p.ctx.Err() != nil {
+		// Start is returning; it waits for loops, so none may be added now.
+		return
+	}
+	p.nextGen++
+	e.gen = p.nextGen
+	ctx, cancel := context.WithCancel(p.ctx)
+	e.cancel = cancel
+	prev := p.loopDone[name]
+	done := make(chan struct{})
+	p.loopDone[name] = done
+	p.loops.Add(1)
+	go p.connectLoop(ctx, name, e.gen, e.config, p.aware, prev, done)
+}
+
+// connectLoop connects to one member cluster and keeps it connected until ctx
+// ends: connect, engage, probe; on any failure, disengage and try again after
+// an exponential backoff. It runs in a context derived from Start's, never a
+// reconcile's, and nothing in it blocks anything but this one cluster.
+func (p *Provider) connectLoop(ctx context.Context, name string, gen uint64, config *rest.Config,
+	aware multicluster.Aware, prev <-chan struct{}, done chan struct{}) {
+	defer p.loops.Done()
+	defer func() {
+		p.mu.Lock()
+		if p.loopDone[name] == done {
+			delete(p.loopDone, name)
+		}
+		p.mu.Unlock()
+		close(done)
+	}()
+	// The previous loop for this name may still be disengaging; engaging
+	// the new cluster before it is gone could let its late Engage win.
+	if prev != nil {
+		select {
+		case <-prev:
+		case <-ctx.Done():
+			return
+		}
+	}
+
+	log := p.log.WithValues("cluster", name)
+	for attempt := 0; ; attempt++ {
+		wasReady, err := p.connectAndServe(ctx, log, name, gen, config, aware)
+		if ctx.Err() != nil {
+			return
+		}
+		if wasReady {
+			attempt = 0
+		}
+		p.setState(log, name, gen, StateUnreachable, apiv1.ReasonClusterUnreachable, p.describe(err))
+		delay := wait.Jitter(backoffDelay(attempt, p.opts.ConnectBackoff, p.opts.MaxConnectBackoff), 0.1)
+		log.V(1).Info("Retrying connection to cluster", "after", delay, "err", err)
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// backoffDelay is base doubled attempt times, capped at maxDelay.
+func backoffDelay(attempt int, base, maxDelay time.Duration) time.Duration {
+	d := base
+	for i := 0; i < attempt && d < maxDelay; i++ {
+		d *= 2
+	}
+	return min(d, maxDelay)
+}
+
+// connectAndServe makes one connection to the cluster and serves it until ctx
+// ends (returning nil) or the connection is lost (returning why, and whether
+// the cluster had been Ready).
+func (p *Provider) connectAndServe(ctx context.Context, log logr.Logger, name string, gen uint64,
+	config *rest.Config, aware multicluster.Aware) (wasReady bool, _ error) {
+	memberConfig := p.memberConfig(config)
+
+	// A probe first: it fails fast and with a precise cause for a member that
+	// is down, where a cache would only time out.
+	prober, err := newProber(memberConfig, p.opts.ProbeTimeout)
+	if err != nil {
+		return false, err
+	}
+	defer prober.close()
+	if err := p.probe(ctx, name, prober); err != nil {
+		return false, err
+	}
+
+	// A private connection pool per attempt: client-go shares transports by
+	// config, and a pool holding connections hung by a network black hole
+	// would stall the next attempt until HTTP/2 health checks give up.
+	httpClient, err := rest.HTTPClientFor(withPrivateTransport(memberConfig))
+	if err != nil {
+		return false, fmt.Errorf("building HTTP client for cluster %s: %w", name, err)
+	}
+	defer utilnet.CloseIdleConnectionsFor(httpClient.Transport)
+
+	log.V(1).Info("Connecting to cluster")
+	cl, err := cluster.New(memberConfig, p.clusterOptions(log, httpClient)...)
+	if err != nil {
+		return false, fmt.Errorf("creating cluster %s: %w", name, err)
+	}
+	// Indexes must be in place before the informers start.
+	indexers, applied := p.indexersFrom(0)
+	if err := applyIndexers(ctx, cl, indexers); err != nil {
+		return false, fmt.Errorf("cluster %s: %w", name, err)
+	}
+
+	clusterCtx, stop := context.WithCancel(ctx)
+	stopped := make(chan error, 1)
+	go func() { stopped <- cl.Start(clusterCtx) }()
+	running := true
+	defer func() {
+		stop()
+		if running {
+			<-stopped
+		}
+	}()
+
+	if err := p.waitForSync(clusterCtx, cl); err != nil {
+		return false, err
+	}
+
+	if err := applyIndexers(ctx, cl, p.setEngaged(name, gen, cl, applied)); err != nil {
+		p.setEngaged(name, gen, nil, 0)
+		return false, fmt.Errorf("cluster %s: %w", name, err)
+	}
+	// Engage with clusterCtx: cancelling it (teardown, lost connection)
+	// disengages the cluster from every controller.
+	if err := aware.Engage(clusterCtx, multicluster.ClusterName(name), cl); err != nil {
+		p.setEngaged(name, gen, nil, 0)
+		return false, fmt.Errorf("engaging cluster %s: %w", name, err)
+	}
+	defer p.setEngaged(name, gen, nil, 0)
+	p.setState(log, name, gen, StateReady, apiv1.ReasonAsExpected, "cluster is connected")
+
+	ticker := time.NewTicker(p.opts.ProbeInterval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return true, nil
+		case err := <-stopped:
+			running = false
+			return true, errors.Join(errClusterStopped, err)
+		case <-ticker.C:
+			if err := p.probe(ctx, name, prober); err != nil {
+				if ctx.Err() != nil {
+					return true, nil
+				}
+				p.setState(log, name, gen, StateUnreachable, apiv1.ReasonClusterUnreachable, p.describe(err))
+				continue
+			}
+			p.setState(log, name, gen, StateReady, apiv1.ReasonAsExpected, "cluster is connected")
+		}
+	}
+}
+
+// memberConfig is config with the operator's client settings: a user agent,
+// and one rate limiter shared by every client built from it.
+func (p *Provider) memberConfig(config *rest.Config) *rest.Config {
+	c := rest.CopyConfig(config)
+	c.UserAgent = userAgent
+	c.QPS = p.opts.QPS
+	c.Burst = p.opts.Burst
+	c.RateLimiter = flowcontrol.NewTokenBucketRateLimiter(p.opts.QPS, p.opts.Burst)
+	return c
+}
+
+// withPrivateTransport returns a copy of config for which client-go builds a
+// new transport instead of sharing a cached one: client-go never caches the
+// transport of a config with a Proxy function. http.ProxyFromEnvironment is
+// what client-go uses when Proxy is nil, so behaviour is otherwise unchanged;
+// a kubeconfig's proxy-url already sets Proxy.
+func withPrivateTransport(config *rest.Config) *rest.Config {
+	c := rest.CopyConfig(config)
+	if c.Proxy == nil {
+		c.Proxy = http.ProxyFromEnvironment
+	}
+	return c
+}
+
+// clusterOptions are the provider's cluster options followed by the user's.
+// The cache and mapper use httpClient as is, because http.Client.Timeout
+// would cut every watch after Timeout; only the client's requests get it.
+func (p *Provider) clusterOptions(log logr.Logger, httpClient *http.Client) []cluster.Option {
+	timed := &http.Client{Transport: httpClient.Transport, Timeout: p.opts.Timeout}
+	opts := []cluster.Option{func(o *cluster.Options) {
+		o.Scheme = p.opts.Scheme
+		o.HTTPClient = httpClient
+		o.Client.HTTPClient = timed
+		o.Cache = MemberCacheOptions()
+		o.Logger = log
+	}}
+	return append(opts, p.opts.ClusterOptions...)
+}
+
+// waitForSync starts the informers of SyncObjects and waits, at most
+// CacheSyncTimeout, for the cache to sync.
+func (p *Provider) waitForSync(ctx context.Context, cl cluster.Cluster) error {
+	syncCtx, cancel := context.WithTimeout(ctx, p.opts.CacheSyncTimeout)
+	defer cancel()
+	for _, obj := range p.opts.SyncObjects {
+		if _, err := cl.GetCache().GetInformer(syncCtx, obj); err != nil {
+			if syncCtx.Err() != nil {
+				return errCacheSync
+			}
+			return fmt.Errorf("starting informer for %T: %w", obj, err)
+		}
+	}
+	if !cl.GetCache().WaitForCacheSync(syncCtx) {
+		return errCacheSync
+	}
+	return nil
+}
+
+// indexersFrom returns the provider's indexers from position from on, and how
+// many there are in total.
+func (p *Provider) indexersFrom(from int) ([]index, int) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return slices.Clone(p.indexers[min(from, len(p.indexers)):]), len(p.indexers)
+}
+
+func applyIndexers(ctx context.Context, cl cluster.Cluster, indexers []index) error {
+	for _, i := range indexers {
+		if err := cl.GetFieldIndexer().IndexField(ctx, i.obj, i.field, i.extract); err != nil {
+			return fmt.Errorf("indexing field %s: %w", i.field, err)
+		}
+	}
+	return nil
+}
+
+// setEngaged records cl (nil: none) as the engaged cluster of the loop gen and
+// returns the indexers added since applied were, which the caller must apply:
+// IndexField covers only clusters recorded before it ran.
+func (p *Provider) setEngaged(name string, gen uint64, cl cluster.Cluster, applied int) []index {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	e, ok := p.entries[name]
+	if !ok || e.gen != gen {
+		return nil
+	}
+	e.cluster = cl
+	if cl == nil {
+		return nil
+	}
+	return slices.Clone(p.indexers[min(applied, len(p.indexers)):])
+}
+
+// setState records a State of the loop gen and tells subscribers if anything
+// changed. Updates from a loop that no longer owns the entry are dropped.
+func (p *Provider) setState(log logr.Logger, name string, gen uint64, state State, reason, msg string) {
+	p.mu.Lock()
+	e, ok := p.entries[name]
+	if !ok || e.gen != gen {
+		p.mu.Unlock()
+		return
+	}
+	next := e.info
+	next.State, next.Reason, next.Message = state, reason, msg
+	changed := !next.equal(e.info)
+	e.info = next
+	p.mu.Unlock()
+	if changed {
+		log.Info("Cluster state changed", "state", state, "reason", reason, "message", msg)
+		p.notify(name)
+	}
+}
+
+// prober sends health probes to one member over a connection pool of its own,
+// so that a probe measures the member now, not a pooled connection that a
+// network failure left hanging.
+type prober struct {
+	rest      *rest.RESTClient
+	transport http.RoundTripper
+}
+
+func newProber(config *rest.Config, timeout time.Duration) (*prober, error) {
+	c := withPrivateTransport(config)
+	c.Timeout = timeout
+	c.RateLimiter = nil
+	c.QPS = -1 // a probe must not queue behind the cluster's own requests
+	c.NegotiatedSerializer = serializer.NewCodecFactory(runtime.NewScheme()).WithoutConversion()
+	httpClient, err := rest.HTTPClientFor(c)
+	if err != nil {
+		return nil, fmt.Errorf("building probe client: %w", err)
+	}
+	rc, err := rest.UnversionedRESTClientForConfigAndClient(c, httpClient)
+	if err != nil {
+		return nil, fmt.Errorf("building probe client: %w", err)
+	}
+	return &prober{rest: rc, transport: httpClient.Transport}, nil
+}
+
+func (pr *prober) close() { utilnet.CloseIdleConnectionsFor(pr.transport) }
+
+// probe sends GET /readyz, bounded by ProbeTimeout, and reports it to
+// ObserveProbe. After a failure it drops the pool's connections so that the
+// next probe dials afresh.
+func (p *Provider) probe(ctx context.Context, name string, pr *prober) error {
+	ctx, cancel := context.WithTimeout(ctx, p.opts.ProbeTimeout)
+	defer cancel()
+	start := time.Now()
+	_, err := pr.rest.Get().AbsPath("/readyz").DoRaw(ctx)
+	if p.opts.ObserveProbe != nil {
+		p.opts.ObserveProbe(name, time.Since(start), err)
+	}
+	if err != nil {
+		pr.close()
+		return fmt.Errorf("probing cluster %s: %w", name, err)
+	}
+	return nil
+}
+
+// describe turns a connection failure into a stable, human message for
+// ClusterInfo.Message. It names the cause's class, never the error text: an
+// API server's response body or a TLS error could carry anything.
+func (p *Provider) describe(err error) string {
+	var (
+		status  apierrors.APIStatus
+		dnsErr  *net.DNSError
+		netErr  net.Error
+		unknown x509.UnknownAuthorityError
+		host    x509.HostnameError
+		invalid x509.CertificateInvalidError
+		verify  *tls.CertificateVerificationError
+	)
+	switch {
+	case err == nil:
+		return "cluster is unreachable"
+	case errors.Is(err, errCacheSync):
+		return fmt.Sprintf("cluster cache did not sync within %s: check that the operator may list and watch Deployments and Services in the cluster", p.opts.CacheSyncTimeout)
+	case errors.Is(err, errClusterStopped):
+		return "connection to the cluster was lost"
+	case apierrors.IsUnauthorized(err):
+		return "cluster rejected the kubeconfig's credentials (401 Unauthorized)"
+	case apierrors.IsForbidden(err):
+		return "cluster denied access to its health endpoint (403 Forbidden)"
+	case errors.As(err, &unknown), errors.As(err, &host), errors.As(err, &invalid), errors.As(err, &verify):
+		return "cluster's serving certificate does not verify against the kubeconfig's certificate authority or server name"
+	case errors.As(err, &dnsErr):
+		return "cluster's host name does not resolve"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "cluster refused the connection"
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
+		return fmt.Sprintf("cluster did not answer within %s", p.opts.ProbeTimeout)
+	case errors.As(err, &status):
+		return fmt.Sprintf("cluster's API server is not ready (HTTP %d)", status.Status().Code)
+	default:
+		return "cluster is unreachable"
+	}
+}

@@ -1,0 +1,164 @@
+package clusterregistry
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"maps"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/client-go/rest"
+	"k8s.io/klog/v2"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	apiv1 "example.com/hub-operator/api/v1"
+)
+
+// eventActionValidate is the events.k8s.io action of the invalid-kubeconfig event.
+const eventActionValidate = "ValidateKubeconfig"
+
+// Reconcile brings the registry in line with one registry Secret. It never
+// talks to the member: it validates the kubeconfig and, when it changed,
+// (re)starts the cluster's connect loop, so a member that does not answer
+// cannot hold up the registry.
+//
+// On the hub it needs get, list and watch on Secrets in the registry namespace
+// only (with HubCacheByObject), and create and patch on events.k8s.io Events
+// there.
+func (p *Provider) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	if p.client == nil {
+		return ctrl.Result{}, errors.New("reconciling registry secret: provider is not set up with a manager")
+	}
+	name := req.Name
+	log := ctrl.LoggerFrom(ctx).WithValues("cluster", name)
+
+	secret := &corev1.Secret{}
+	if err := p.client.Get(ctx, req.NamespacedName, secret); err != nil {
+		if apierrors.IsNotFound(err) {
+			p.remove(ctx, name)
+			return ctrl.Result{}, nil
+		}
+		return ctrl.Result{}, fmt.Errorf("getting registry secret %s: %w", req.NamespacedName, err)
+	}
+	if !isRegistrySecret(secret, p.opts.Namespace) || !secret.DeletionTimestamp.IsZero() {
+		p.remove(ctx, name)
+		return ctrl.Result{}, nil
+	}
+
+	data := secret.Data[apiv1.KubeconfigKey]
+	hash := hashKubeconfig(data)
+	clusterLabels := maps.Clone(secret.Labels)
+	if p.relabel(name, hash, clusterLabels) {
+		return ctrl.Result{}, nil
+	}
+
+	config, verr := ValidateKubeconfig(data, p.validation)
+	if verr != nil {
+		msg := safeMessage(verr)
+		log.Info("Rejecting kubeconfig", "Secret", klog.KObj(secret), "reason", apiv1.ReasonInvalidKubeconfig)
+		p.register(ctx, name, hash, clusterLabels, nil, msg)
+		p.recorder.Eventf(secret, nil, corev1.EventTypeWarning, apiv1.ReasonInvalidKubeconfig, eventActionValidate, "%s", msg)
+		// Terminal: retrying cannot help until the Secret changes, which
+		// triggers a new reconcile anyway.
+		return ctrl.Result{}, reconcile.TerminalError(fmt.Errorf("registry secret %s: %w", req.NamespacedName, verr))
+	}
+	log.Info("Registering cluster", "Secret", klog.KObj(secret))
+	p.register(ctx, name, hash, clusterLabels, config, "")
+	return ctrl.Result{}, nil
+}
+
+// registryPredicate lets through registry Secrets, and updates in which a
+// Secret stops being one (label removed), so that the cluster is removed even
+// when the hub cache is not restricted by HubCacheByObject.
+func (p *Provider) registryPredicate() predicate.Predicate {
+	is := func(o client.Object) bool {
+		s, ok := o.(*corev1.Secret)
+		return ok && isRegistrySecret(s, p.opts.Namespace)
+	}
+	return predicate.Funcs{
+		CreateFunc:  func(e event.CreateEvent) bool { return is(e.Object) },
+		DeleteFunc:  func(e event.DeleteEvent) bool { return is(e.Object) },
+		UpdateFunc:  func(e event.UpdateEvent) bool { return is(e.ObjectOld) || is(e.ObjectNew) },
+		GenericFunc: func(e event.GenericEvent) bool { return is(e.Object) },
+	}
+}
+
+func isRegistrySecret(s *corev1.Secret, namespace string) bool {
+	return s.Namespace == namespace && s.Labels[apiv1.MemberClusterLabel] == "true"
+}
+
+func hashKubeconfig(data []byte) string {
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])
+}
+
+// relabel updates the labels of a cluster whose kubeconfig is unchanged and
+// reports whether it did so (false: unknown cluster or new kubeconfig).
+func (p *Provider) relabel(name, hash string, clusterLabels map[string]string) bool {
+	p.mu.Lock()
+	e, ok := p.entries[name]
+	if !ok || e.hash != hash {
+		p.mu.Unlock()
+		return false
+	}
+	changed := !maps.Equal(e.info.Labels, clusterLabels)
+	e.info.Labels = clusterLabels
+	p.mu.Unlock()
+	if changed {
+		p.notify(name)
+	}
+	return true
+}
+
+// register installs a new registration for name, replacing (and tearing down)
+// any previous one. config nil means the kubeconfig was rejected with msg.
+func (p *Provider) register(ctx context.Context, name, hash string, clusterLabels map[string]string, config *rest.Config, msg string) {
+	e := &entry{hash: hash, config: config}
+	if config == nil {
+		e.info = ClusterInfo{Name: name, Labels: clusterLabels, State: StateInvalid, Reason: apiv1.ReasonInvalidKubeconfig, Message: msg}
+	} else {
+		e.info = ClusterInfo{Name: name, Labels: clusterLabels, State: StateConnecting, Reason: apiv1.ReasonPending, Message: "connecting to the cluster"}
+	}
+
+	p.mu.Lock()
+	var stopOld context.CancelFunc
+	if old, ok := p.entries[name]; ok {
+		stopOld = old.cancel
+	}
+	p.entries[name] = e
+	if config != nil && p.ctx != nil {
+		p.launchLocked(name, e)
+	}
+	p.mu.Unlock()
+
+	if stopOld != nil {
+		ctrl.LoggerFrom(ctx).Info("Disconnecting cluster for its new kubeconfig", "cluster", name)
+		stopOld()
+	}
+	p.notify(name)
+}
+
+// remove forgets a cluster and stops its connect loop, which disengages it.
+// Nothing is deleted anywhere: what happens to the member's objects is the
+// hub's decision.
+func (p *Provider) remove(ctx context.Context, name string) {
+	p.mu.Lock()
+	e, ok := p.entries[name]
+	delete(p.entries, name)
+	p.mu.Unlock()
+	if !ok {
+		return
+	}
+	ctrl.LoggerFrom(ctx).Info("Removing cluster from the registry", "cluster", name)
+	if e.cancel != nil {
+		e.cancel()
+	}
+	p.notify(name)
+}
