@@ -53,6 +53,18 @@ type Applier struct {
 	namespaces map[clusterNamespace]struct{}
 }
 
+// Kinds and operations named in errors and logs.
+const (
+	kindDeployment = "Deployment"
+	kindService    = "Service"
+	kindNamespace  = "Namespace"
+
+	opGet    = "get"
+	opCreate = "create"
+	opApply  = "apply"
+	opDelete = "delete"
+)
+
 type clusterNamespace struct{ cluster, namespace string }
 
 func (a *Applier) fieldManager() string {
@@ -115,7 +127,7 @@ func (a *Applier) Observe(ctx context.Context, mr *hubv1.MyResource, t Target) (
 	observed := &appsv1.Deployment{}
 	found, err := a.observe(ctx, t, key, observed)
 	if err == nil && found && !a.owned(observed, mr.Namespace, mr.Name) {
-		err = a.conflict(ctx, t, "Deployment", observed)
+		err = a.conflict(ctx, t, kindDeployment, observed)
 	}
 	if err != nil {
 		return failedStatus(t.Name, mr, nil, err), err
@@ -178,12 +190,12 @@ func (a *Applier) ensureNamespace(ctx context.Context, t Target, ns *corev1.Name
 		ctrl.LoggerFrom(ctx).V(1).Info("Creating Namespace", "Namespace", klog.KObj(ns))
 		create := ns.DeepCopy()
 		if err := t.Writer.Create(ctx, create, client.FieldOwner(a.fieldManager())); err != nil && !apierrors.IsAlreadyExists(err) {
-			return &ApplyError{Cluster: t.Name, Op: "create", Kind: "Namespace", Name: ns.Name, Err: err}
+			return &ApplyError{Cluster: t.Name, Op: opCreate, Kind: kindNamespace, Name: ns.Name, Err: err}
 		} else if err == nil {
 			a.wrote(t.Name, ActionCreate, create)
 		}
 	default:
-		return &ApplyError{Cluster: t.Name, Op: "get", Kind: "Namespace", Name: ns.Name, Err: err}
+		return &ApplyError{Cluster: t.Name, Op: opGet, Kind: kindNamespace, Name: ns.Name, Err: err}
 	}
 	a.rememberNamespace(key, true)
 	return nil
@@ -242,7 +254,7 @@ func (a *Applier) applyObject(ctx context.Context, t Target, mr *hubv1.MyResourc
 		// Whatever failed, re-check the namespace next time: a namespace
 		// being deleted fails with Forbidden, not NotFound.
 		a.rememberNamespace(clusterNamespace{t.Name, desired.GetNamespace()}, false)
-		return &ApplyError{Cluster: t.Name, Op: "apply", Kind: kind, Namespace: desired.GetNamespace(), Name: desired.GetName(), Err: err}
+		return &ApplyError{Cluster: t.Name, Op: opApply, Kind: kind, Namespace: desired.GetNamespace(), Name: desired.GetName(), Err: err}
 	}
 	// Zero observed first: it may hold the stale version read before.
 	reflect.ValueOf(observed).Elem().SetZero()
@@ -278,7 +290,7 @@ func (a *Applier) observe(ctx context.Context, t Target, desired, observed clien
 	case apierrors.IsNotFound(err):
 		return false, nil
 	default:
-		return false, &ApplyError{Cluster: t.Name, Op: "get", Kind: kind, Namespace: key.Namespace, Name: key.Name, Err: err}
+		return false, &ApplyError{Cluster: t.Name, Op: opGet, Kind: kind, Namespace: key.Namespace, Name: key.Name, Err: err}
 	}
 }
 
@@ -344,7 +356,7 @@ func (a *Applier) deleteStaleService(ctx context.Context, t Target, mr *hubv1.My
 	case apierrors.IsNotFound(err):
 		return nil
 	case err != nil:
-		return &ApplyError{Cluster: t.Name, Op: "get", Kind: "Service", Namespace: mr.Namespace, Name: mr.Name, Err: err}
+		return &ApplyError{Cluster: t.Name, Op: opGet, Kind: kindService, Namespace: mr.Namespace, Name: mr.Name, Err: err}
 	}
 	if !a.owned(svc, mr.Namespace, mr.Name) || svc.DeletionTimestamp != nil {
 		return nil
@@ -372,7 +384,7 @@ func (a *Applier) deleteObject(ctx context.Context, t Target, obj client.Object)
 		// judges on its own.
 		return nil
 	default:
-		return &ApplyError{Cluster: t.Name, Op: "delete", Kind: kind, Namespace: obj.GetNamespace(), Name: obj.GetName(), Err: err}
+		return &ApplyError{Cluster: t.Name, Op: opDelete, Kind: kind, Namespace: obj.GetNamespace(), Name: obj.GetName(), Err: err}
 	}
 }
 
@@ -404,7 +416,7 @@ func (a *Applier) deleteOwned(ctx context.Context, t Target, key client.ObjectKe
 		case apierrors.IsNotFound(err):
 			return true, nil
 		case err != nil:
-			return false, &ApplyError{Cluster: t.Name, Op: "get", Kind: kind, Namespace: key.Namespace, Name: key.Name, Err: err}
+			return false, &ApplyError{Cluster: t.Name, Op: opGet, Kind: kind, Namespace: key.Namespace, Name: key.Name, Err: err}
 		}
 		return !a.owned(obj, key.Namespace, key.Name), nil
 	}
@@ -454,11 +466,11 @@ func failedStatus(cluster string, mr *hubv1.MyResource, dep *appsv1.Deployment, 
 func kindOf(obj client.Object) string {
 	switch obj.(type) {
 	case *appsv1.Deployment:
-		return "Deployment"
+		return kindDeployment
 	case *corev1.Service:
-		return "Service"
+		return kindService
 	case *corev1.Namespace:
-		return "Namespace"
+		return kindNamespace
 	default:
 		return fmt.Sprintf("%T", obj)
 	}

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
-	. "github.com/onsi/gomega/gstruct"
+	"github.com/onsi/gomega/gstruct"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -89,7 +89,8 @@ func requestsFor(g Gomega, m *controlplane.Cluster, ns string) (reads, writes in
 		if e.ObjectRef == nil || e.Verb == "list" || e.Verb == "watch" {
 			continue
 		}
-		if e.ObjectRef.Namespace != ns && !(e.ObjectRef.Resource == "namespaces" && e.ObjectRef.Name == ns) {
+		isNamespace := e.ObjectRef.Resource == "namespaces" && e.ObjectRef.Name == ns
+		if e.ObjectRef.Namespace != ns && !isNamespace {
 			continue
 		}
 		if e.IsWrite() {
@@ -146,7 +147,7 @@ func TestApplyIntegration(t *testing.T) {
 		g.Expect(err).NotTo(HaveOccurred())
 
 		g.Expect(st.Name).To(Equal("m1"))
-		g.Expect(appliedCondition(st)).To(PointTo(MatchFields(IgnoreExtras, Fields{
+		g.Expect(appliedCondition(st)).To(gstruct.PointTo(gstruct.MatchFields(gstruct.IgnoreExtras, gstruct.Fields{
 			"Status": Equal(metav1.ConditionTrue), "Reason": Equal(hubv1.ReasonApplied),
 		})))
 		g.Expect(st.ObservedGeneration).To(Equal(mr.Generation))
@@ -169,7 +170,7 @@ func TestApplyIntegration(t *testing.T) {
 			g.Expect(obj.GetAnnotations()).To(HaveKeyWithValue(hubv1.OwnerUIDAnnotation, "uid-create"))
 			g.Expect(obj.GetAnnotations()).To(HaveKeyWithValue(hubv1.HubGenerationAnnotation, "3"))
 			g.Expect(obj.GetAnnotations()).To(HaveKey(hubv1.SpecHashAnnotation))
-			g.Expect(obj.GetManagedFields()).To(ContainElement(MatchFields(IgnoreExtras, Fields{
+			g.Expect(obj.GetManagedFields()).To(ContainElement(gstruct.MatchFields(gstruct.IgnoreExtras, gstruct.Fields{
 				"Manager": Equal(hubv1.ManagedByValue), "Operation": Equal(metav1.ManagedFieldsOperationApply),
 			})), "written with server-side apply by field manager hub-operator")
 		}
@@ -314,7 +315,7 @@ func TestApplyIntegration(t *testing.T) {
 		g.Expect(conflict.Kind).To(Equal("Deployment"))
 		g.Expect(conflict.Managers).To(Equal([]string{"someone-else"}), "managers are read live, the cache strips them")
 		g.Expect(Reason(err)).To(Equal(hubv1.ReasonConflict))
-		g.Expect(appliedCondition(st)).To(PointTo(MatchFields(IgnoreExtras, Fields{
+		g.Expect(appliedCondition(st)).To(gstruct.PointTo(gstruct.MatchFields(gstruct.IgnoreExtras, gstruct.Fields{
 			"Status": Equal(metav1.ConditionFalse), "Reason": Equal(hubv1.ReasonConflict),
 		})))
 		g.Expect(writes.take()).To(BeEmpty())

@@ -109,7 +109,7 @@ func Render(mr *hubv1.MyResource, cluster Target) (*Desired, error) {
 	tmpl.Labels[hubv1.SelectorLabel] = mr.Name
 
 	dep := &appsv1.Deployment{
-		TypeMeta:   metav1.TypeMeta{APIVersion: appsv1.SchemeGroupVersion.String(), Kind: "Deployment"},
+		TypeMeta:   metav1.TypeMeta{APIVersion: appsv1.SchemeGroupVersion.String(), Kind: kindDeployment},
 		ObjectMeta: ownedMeta(mr),
 		Spec: appsv1.DeploymentSpec{
 			Replicas: ptr.To(replicas),
@@ -134,7 +134,7 @@ func Render(mr *hubv1.MyResource, cluster Target) (*Desired, error) {
 			}
 		}
 		svc = &corev1.Service{
-			TypeMeta:   metav1.TypeMeta{APIVersion: corev1.SchemeGroupVersion.String(), Kind: "Service"},
+			TypeMeta:   metav1.TypeMeta{APIVersion: corev1.SchemeGroupVersion.String(), Kind: kindService},
 			ObjectMeta: ownedMeta(mr),
 			Spec: corev1.ServiceSpec{
 				Type:     s.Type,
@@ -149,7 +149,7 @@ func Render(mr *hubv1.MyResource, cluster Target) (*Desired, error) {
 
 	return &Desired{
 		Namespace: &corev1.Namespace{
-			TypeMeta: metav1.TypeMeta{APIVersion: corev1.SchemeGroupVersion.String(), Kind: "Namespace"},
+			TypeMeta: metav1.TypeMeta{APIVersion: corev1.SchemeGroupVersion.String(), Kind: kindNamespace},
 			ObjectMeta: metav1.ObjectMeta{
 				Name:   mr.Namespace,
 				Labels: map[string]string{hubv1.ManagedByLabel: hubv1.ManagedByValue},
