@@ -44,6 +44,7 @@ const (
 	ReasonDeleting              = "Deleting"
 	ReasonOrphaned              = "Orphaned"
 	ReasonDeleted               = "Deleted"
+	ReasonInvalidSpec           = "InvalidSpec"
 )
 
 // Labels and annotations of the contract.

@@ -121,7 +121,7 @@ func run() error {
 		// The leader steps down at once on shutdown, so a rolling update
 		// hands over in seconds instead of a lease duration.
 		LeaderElectionReleaseOnCancel: true,
-		Cache: cache.Options{ByObject: clusterregistry.HubCacheByObject(o.registryNamespace)},
+		Cache:                         cache.Options{ByObject: clusterregistry.HubCacheByObject(o.registryNamespace)},
 	})
 	if err != nil {
 		return fmt.Errorf("creating manager: %w", err)

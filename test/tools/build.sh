@@ -41,7 +41,7 @@ case $name in
     done
     for b in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
       prebuilt "$b" && continue
-      say "building $b $v (cold: kube-apiserver ~9 min on 2 cores)"
+      say "building $b $v (cold, 2 idle cores: kube-apiserver ~9 min, the others 1-3 min)"
       go build -trimpath -ldflags "$ld" -o "$bin/$b" "k8s.io/kubernetes/cmd/$b"
     done ;;
   etcd)
