@@ -101,7 +101,7 @@ func (r *Reconciler) reconcileNormal(ctx context.Context, mr *hubv1.MyResource) 
 	results := forEachCluster(ctx, p.selected, r.fanOut(), r.clusterTimeout(), func(ctx context.Context, name string) clusterResult {
 		return work(ctx, mr, p, name)
 	})
-	entries, retry, recheck := collect(results)
+	entries, recheck, retry := collect(results)
 	if !mr.Spec.Suspend {
 		entries = append(entries, r.cleanupUnselected(ctx, mr, p)...)
 	}
@@ -388,7 +388,7 @@ func (r *Reconciler) clusterTimeout() time.Duration {
 }
 
 // collect flattens per-cluster results, joining the errors worth a retry.
-func collect(results map[string]clusterResult) (entries []hubv1.ClusterStatus, retry error, recheck bool) {
+func collect(results map[string]clusterResult) (entries []hubv1.ClusterStatus, recheck bool, retry error) {
 	var errs []error
 	for _, res := range results {
 		entries = append(entries, res.status)
@@ -397,7 +397,7 @@ func collect(results map[string]clusterResult) (entries []hubv1.ClusterStatus, r
 		}
 		recheck = recheck || res.recheck
 	}
-	return entries, errors.Join(errs...), recheck
+	return entries, recheck, errors.Join(errs...)
 }
 
 func hasReason(entries []hubv1.ClusterStatus, reason string) bool {

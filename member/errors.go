@@ -106,6 +106,8 @@ func Reason(err error) string {
 		return ""
 	case errors.As(err, &conflict):
 		return hubv1.ReasonConflict
+	case IsInvalidSpec(err):
+		return hubv1.ReasonInvalidSpec
 	case IsUnreachable(err):
 		return hubv1.ReasonClusterUnreachable
 	default:

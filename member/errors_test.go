@@ -46,7 +46,7 @@ func TestReason(t *testing.T) {
 			err:    &ApplyError{Cluster: "m1", Op: "apply", Kind: "Deployment", Name: "web", Err: apierrors.NewForbidden(deployments, "web", errors.New("no"))},
 			reason: hubv1.ReasonApplyFailed,
 		},
-		{name: "invalid input is ApplyFailed", err: &InvalidSpecError{Field: "spec.overrides[0].clusterSelector", Err: errors.New("bad")}, reason: hubv1.ReasonApplyFailed},
+		{name: "invalid input is InvalidSpec", err: &InvalidSpecError{Field: "spec.overrides[0].clusterSelector", Err: errors.New("bad")}, reason: hubv1.ReasonInvalidSpec},
 		{name: "an unknown error is ApplyFailed", err: errors.New("boom"), reason: hubv1.ReasonApplyFailed},
 		{name: "cancellation is not unreachability", err: context.Canceled, reason: hubv1.ReasonApplyFailed},
 	}

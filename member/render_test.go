@@ -444,7 +444,7 @@ func TestRenderInvalid(t *testing.T) {
 			g.Expect(errors.As(err, &inv)).To(BeTrue())
 			g.Expect(inv.Field).To(Equal(tt.field))
 			g.Expect(err.Error()).To(ContainSubstring("cluster m1"))
-			g.Expect(Reason(err)).To(Equal(hubv1.ReasonApplyFailed))
+			g.Expect(Reason(err)).To(Equal(hubv1.ReasonInvalidSpec))
 		})
 	}
 

@@ -168,7 +168,7 @@ func (c *Cluster) StartAPIServer(ctx context.Context) error {
 		"--allow-privileged=true",
 		"--profiling=false",
 		"--endpoint-reconciler-type=none",
-		"--v=1",
+		logVerbosity,
 	}
 	if c.apiserver, err = startProcess(d, "kube-apiserver", bin, args); err != nil {
 		return err

@@ -24,8 +24,11 @@ func CRDDir() string {
 // lines are dropped) and waits until they are Established.
 func (c *Cluster) InstallCRDs(ctx context.Context) error {
 	files, err := filepath.Glob(filepath.Join(CRDDir(), "*.yaml"))
-	if err != nil || len(files) == 0 {
-		return fmt.Errorf("no CRDs in %s: run `make manifests`: %v", CRDDir(), err)
+	if err != nil {
+		return fmt.Errorf("listing CRDs in %s: %w", CRDDir(), err)
+	}
+	if len(files) == 0 {
+		return fmt.Errorf("no CRDs in %s: run `make manifests`", CRDDir())
 	}
 	for _, f := range files {
 		crd, err := ReadCRD(f)

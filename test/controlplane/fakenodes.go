@@ -47,9 +47,9 @@ func (c *Cluster) startFakeNodes(ctx context.Context) error {
 			"--service-account-private-key-file=" + c.saKey,
 			"--use-service-account-credentials=false",
 			"--root-ca-file=" + filepath.Join(c.Dir, "ca.crt"),
-			"--cluster-signing-duration=0s", "--v=1",
+			"--cluster-signing-duration=0s", logVerbosity,
 		}},
-		{"kube-scheduler", []string{"--kubeconfig=" + kc, "--leader-elect=false", "--secure-port=0", "--v=1"}},
+		{"kube-scheduler", []string{"--kubeconfig=" + kc, "--leader-elect=false", "--secure-port=0", logVerbosity}},
 		{"kwok", []string{
 			"--kubeconfig=" + kc, "--manage-all-nodes=true", "--config=" + stages,
 		}},

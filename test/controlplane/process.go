@@ -13,6 +13,9 @@ import (
 	"time"
 )
 
+// logVerbosity keeps child logs useful for a failed test without flooding the disk.
+const logVerbosity = "--v=1"
+
 // process is one child binary with its log file.
 type process struct {
 	name string
@@ -55,14 +58,13 @@ func (s *spawner) start(cmd *exec.Cmd) error {
 
 // startProcess runs bin with args, logging to dir/name.log. The child gets
 // its own process group and SIGKILL when the test process dies.
-func startProcess(dir, name, bin string, args []string, env ...string) (*process, error) {
+func startProcess(dir, name, bin string, args []string) (*process, error) {
 	logf, err := os.OpenFile(filepath.Join(dir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.Env = append(os.Environ(), env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := theSpawner.start(cmd); err != nil {
 		_ = logf.Close()

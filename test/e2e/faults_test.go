@@ -116,7 +116,7 @@ func TestInvalidKubeconfigIsReportedAndNeverLeaks(t *testing.T) {
 	var mrs hubv1.MyResourceList
 	g.Expect(env.Hub.Client.List(t.Context(), &mrs)).To(Succeed())
 	seen := logs + fmt.Sprint(events.Items) + fmt.Sprint(mrs.Items) + fmt.Sprint(allHubEvents(t))
-	for _, s := range secretStrings(t, hostile) {
+	for _, s := range secretStrings(hostile) {
 		g.Expect(seen).NotTo(ContainSubstring(s), "secret material leaked")
 	}
 	g.Expect(fileExists("/tmp/pwned")).To(BeFalse(), "the exec plugin never ran")
@@ -124,7 +124,7 @@ func TestInvalidKubeconfigIsReportedAndNeverLeaks(t *testing.T) {
 
 // secretStrings are the credential strings of every registry kubeconfig,
 // valid ones included.
-func secretStrings(t *testing.T, extra map[string][]byte) []string {
+func secretStrings(extra map[string][]byte) []string {
 	out := []string{"sup3r-s3cret-t0ken-value-0123456789"}
 	kcs := [][]byte{}
 	for _, m := range env.Members {
