@@ -7,7 +7,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	apiv1 "example.com/hub-operator/api/v1"
+	hubv1 "example.com/hub-operator/api/v1"
 )
 
 // MemberCacheOptions is the cache configuration of every member cluster: the
@@ -26,7 +26,7 @@ import (
 // The Provider uses it unless Options.ClusterOptions replaces Cache.
 func MemberCacheOptions() cache.Options {
 	return cache.Options{
-		DefaultLabelSelector: labels.SelectorFromSet(labels.Set{apiv1.ManagedByLabel: apiv1.ManagedByValue}),
+		DefaultLabelSelector: labels.SelectorFromSet(labels.Set{hubv1.ManagedByLabel: hubv1.ManagedByValue}),
 		DefaultTransform:     cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
 			&corev1.Event{}: {
@@ -46,7 +46,7 @@ func HubCacheByObject(namespace string) map[client.Object]cache.ByObject {
 	return map[client.Object]cache.ByObject{
 		&corev1.Secret{}: {
 			Namespaces: map[string]cache.Config{namespace: {}},
-			Label:      labels.SelectorFromSet(labels.Set{apiv1.MemberClusterLabel: "true"}),
+			Label:      labels.SelectorFromSet(labels.Set{hubv1.MemberClusterLabel: memberClusterLabelValue}),
 			Transform:  cache.TransformStripManagedFields(),
 		},
 	}

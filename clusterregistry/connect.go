@@ -23,7 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cluster"
 	"sigs.k8s.io/multicluster-runtime/pkg/multicluster"
 
-	apiv1 "example.com/hub-operator/api/v1"
+	hubv1 "example.com/hub-operator/api/v1"
 )
 
 // userAgent identifies the operator's requests in member API server logs.
@@ -87,7 +87,7 @@ func (p *Provider) connectLoop(ctx context.Context, name string, gen uint64, con
 		if wasReady {
 			attempt = 0
 		}
-		p.setState(log, name, gen, StateUnreachable, apiv1.ReasonClusterUnreachable, p.describe(err))
+		p.setState(log, name, gen, StateUnreachable, hubv1.ReasonClusterUnreachable, p.describe(err))
 		delay := wait.Jitter(backoffDelay(attempt, p.opts.ConnectBackoff, p.opts.MaxConnectBackoff), 0.1)
 		log.V(1).Info("Retrying connection to cluster", "after", delay, "err", err)
 		t := time.NewTimer(delay)
@@ -153,8 +153,11 @@ func (p *Provider) connectAndServe(ctx context.Context, log logr.Logger, name st
 	running := true
 	defer func() {
 		stop()
-		if running {
-			<-stopped
+		if !running {
+			return
+		}
+		if err := <-stopped; err != nil {
+			log.V(1).Info("Member cluster stopped with an error", "err", err)
 		}
 	}()
 
@@ -173,7 +176,7 @@ func (p *Provider) connectAndServe(ctx context.Context, log logr.Logger, name st
 		return false, fmt.Errorf("engaging cluster %s: %w", name, err)
 	}
 	defer p.setEngaged(name, gen, nil, 0)
-	p.setState(log, name, gen, StateReady, apiv1.ReasonAsExpected, "cluster is connected")
+	p.setState(log, name, gen, StateReady, hubv1.ReasonAsExpected, "cluster is connected")
 
 	ticker := time.NewTicker(p.opts.ProbeInterval)
 	defer ticker.Stop()
@@ -189,10 +192,10 @@ func (p *Provider) connectAndServe(ctx context.Context, log logr.Logger, name st
 				if ctx.Err() != nil {
 					return true, nil
 				}
-				p.setState(log, name, gen, StateUnreachable, apiv1.ReasonClusterUnreachable, p.describe(err))
+				p.setState(log, name, gen, StateUnreachable, hubv1.ReasonClusterUnreachable, p.describe(err))
 				continue
 			}
-			p.setState(log, name, gen, StateReady, apiv1.ReasonAsExpected, "cluster is connected")
+			p.setState(log, name, gen, StateReady, hubv1.ReasonAsExpected, "cluster is connected")
 		}
 	}
 }

@@ -22,6 +22,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cluster"
 	mcmanager "sigs.k8s.io/multicluster-runtime/pkg/manager"
 	"sigs.k8s.io/multicluster-runtime/pkg/multicluster"
+
+	hubv1 "example.com/hub-operator/api/v1"
 )
 
 // Defaults of Options.
@@ -110,6 +112,8 @@ type Provider struct {
 	client   client.Client
 	recorder events.EventRecorder
 
+	// synced is closed once Start registered the Secrets that existed.
+	synced chan struct{}
 	// done is closed when Start returns; subscriber goroutines end with it.
 	done chan struct{}
 	// loops counts running connect loops, so that Start returns only after
@@ -216,6 +220,7 @@ func New(opts Options) *Provider {
 			ForbiddenHosts: opts.ForbiddenHosts,
 		},
 		log:      opts.Logger,
+		synced:   make(chan struct{}),
 		done:     make(chan struct{}),
 		entries:  map[string]*entry{},
 		loopDone: map[string]chan struct{}{},
@@ -243,14 +248,17 @@ func (p *Provider) SetupWithManager(_ context.Context, mgr mcmanager.Manager) er
 	return nil
 }
 
-// Start runs the provider until ctx ends: it launches the connect loops of
-// clusters registered so far (and of later ones as they come), then, when ctx
-// ends, stops every member cluster and waits for them. The multicluster
-// manager calls it; do not call it yourself.
+// Start runs the provider until ctx ends. It first registers every registry
+// Secret in the hub cache (then Synced is closed), launching connect loops
+// for them and for later ones as they come; when ctx ends it stops every
+// member cluster and waits for them. The multicluster manager calls it after
+// the hub caches synced; do not call it yourself.
 func (p *Provider) Start(ctx context.Context, aware multicluster.Aware) error {
 	if aware == nil {
 		return errors.New("starting cluster registry: aware is nil")
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	p.mu.Lock()
 	if p.ctx != nil {
 		p.mu.Unlock()
@@ -264,13 +272,44 @@ func (p *Provider) Start(ctx context.Context, aware multicluster.Aware) error {
 	}
 	p.mu.Unlock()
 
-	<-ctx.Done()
-
-	// Every loop's context derives from ctx, so they are all stopping; wait
-	// for their clusters to be down before reporting the provider stopped.
+	err := p.registerExisting(ctx)
+	if err == nil {
+		close(p.synced)
+		<-ctx.Done()
+	}
+	// Every loop's context derives from ctx: stop them, and wait for their
+	// clusters to be down before reporting the provider stopped.
+	cancel()
 	p.loops.Wait()
 	close(p.done)
+	return err
+}
+
+// registerExisting registers every registry Secret the hub cache holds, so
+// that when Synced closes a cluster missing from List is really not registered
+// (rather than not yet reconciled).
+func (p *Provider) registerExisting(ctx context.Context) error {
+	if p.client == nil {
+		return nil
+	}
+	ctx = ctrl.LoggerInto(ctx, p.log)
+	var secrets corev1.SecretList
+	if err := p.client.List(ctx, &secrets, client.InNamespace(p.opts.Namespace),
+		client.MatchingLabels{hubv1.MemberClusterLabel: memberClusterLabelValue}); err != nil {
+		return fmt.Errorf("listing registry secrets in namespace %s: %w", p.opts.Namespace, err)
+	}
+	for i := range secrets.Items {
+		// The only error is a rejected kubeconfig, already recorded.
+		_ = p.reconcileSecret(ctx, &secrets.Items[i])
+	}
 	return nil
+}
+
+// Synced is closed once Start has registered every registry Secret that the
+// hub cache held when it started. Until then a cluster missing from List may
+// just not have been read yet, so the hub should not report it as not found.
+func (p *Provider) Synced() <-chan struct{} {
+	return p.synced
 }
 
 // Get returns the engaged cluster of that name. A registered cluster that is

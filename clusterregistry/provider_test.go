@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr"
 	"github.com/go-logr/logr/funcr"
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
@@ -30,7 +29,7 @@ import (
 	mcmanager "sigs.k8s.io/multicluster-runtime/pkg/manager"
 	"sigs.k8s.io/multicluster-runtime/pkg/multicluster"
 
-	apiv1 "example.com/hub-operator/api/v1"
+	hubv1 "example.com/hub-operator/api/v1"
 	"example.com/hub-operator/clusterregistry"
 	"example.com/hub-operator/test/controlplane"
 )
@@ -41,7 +40,9 @@ const (
 	// up in a log, an event or ClusterInfo.
 	leakToken = "leak-canary-token-9b1e4d7f"
 	wait      = 30 * time.Second
-	poll      = 100 * time.Millisecond
+	// imageIndex is a field index on Deployments, by their first image.
+	imageIndex = "spec.image"
+	poll       = 100 * time.Millisecond
 )
 
 // TestProviderAgainstRealClusters drives the provider through a hub and two
@@ -80,6 +81,12 @@ func TestProviderAgainstRealClusters(t *testing.T) {
 	if err := provider.SetupWithManager(ctx, mgr); err != nil {
 		t.Fatal(err)
 	}
+	// Indexes registered before start must reach every cluster engaged later.
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &appsv1.Deployment{}, imageIndex, func(o client.Object) []string {
+		return []string{o.(*appsv1.Deployment).Spec.Template.Spec.Containers[0].Image}
+	}); err != nil {
+		t.Fatal(err)
+	}
 	engaged := &engagements{}
 	if err := mgr.Add(engaged); err != nil {
 		t.Fatal(err)
@@ -87,6 +94,10 @@ func TestProviderAgainstRealClusters(t *testing.T) {
 	notified := &notifications{}
 	provider.Subscribe(notified.add)
 
+	// m1 exists before the provider starts: Start registers it before Synced.
+	if err := env.Register(ctx, m1, registryNamespace, nil); err != nil {
+		t.Fatal(err)
+	}
 	mgrCtx, stopMgr := context.WithCancel(ctx)
 	mgrDone := make(chan error, 1)
 	go func() { mgrDone <- mgr.Start(mgrCtx) }()
@@ -97,12 +108,19 @@ func TestProviderAgainstRealClusters(t *testing.T) {
 		}
 	})
 
+	t.Run("Secrets present at start are registered when Synced closes", func(t *testing.T) {
+		g := NewWithT(t)
+		g.Eventually(provider.Synced()).WithContext(ctx).WithTimeout(wait).Should(BeClosed())
+		info, ok := provider.Lookup("m1")
+		g.Expect(ok).To(BeTrue())
+		g.Expect(info.State).To(BeElementOf(clusterregistry.StateConnecting, clusterregistry.StateReady))
+	})
+
 	t.Run("a member that never answers does not hold up the others", func(t *testing.T) {
 		g := NewWithT(t)
 		ghost := blackHole(t)
 		g.Expect(controlplane.RegisterKubeconfig(ctx, env.Hub, registryNamespace, "ghost",
 			tokenKubeconfig("https://"+ghost, ""), nil)).To(Succeed())
-		g.Expect(env.Register(ctx, m1, registryNamespace, nil)).To(Succeed())
 		g.Expect(env.Register(ctx, m2, registryNamespace, nil)).To(Succeed())
 
 		g.Eventually(func(g Gomega) {
@@ -114,7 +132,7 @@ func TestProviderAgainstRealClusters(t *testing.T) {
 		}).WithContext(ctx).WithTimeout(wait).WithPolling(poll).Should(Succeed())
 
 		info, _ := provider.Lookup("ghost")
-		g.Expect(info.Reason).To(Equal(apiv1.ReasonClusterUnreachable))
+		g.Expect(info.Reason).To(Equal(hubv1.ReasonClusterUnreachable))
 		g.Expect(info.Message).To(Equal("cluster did not answer within 1s"))
 		_, err := provider.Get(ctx, "ghost")
 		g.Expect(errors.Is(err, multicluster.ErrClusterNotFound)).To(BeTrue())
@@ -126,8 +144,8 @@ func TestProviderAgainstRealClusters(t *testing.T) {
 		g.Eventually(provider.List).WithContext(ctx).WithTimeout(wait).WithPolling(poll).Should(HaveLen(2))
 		list := provider.List()
 		g.Expect(list[0].Name).To(Equal("m1"))
-		g.Expect(list[0].Labels).To(Equal(map[string]string{"env": "prod", apiv1.MemberClusterLabel: "true"}))
-		g.Expect(list[0].Reason).To(Equal(apiv1.ReasonAsExpected))
+		g.Expect(list[0].Labels).To(Equal(map[string]string{"env": "prod", hubv1.MemberClusterLabel: "true"}))
+		g.Expect(list[0].Reason).To(Equal(hubv1.ReasonAsExpected))
 		g.Expect(list[1].Name).To(Equal("m2"))
 
 		for _, name := range []string{"m1", "m2"} {
@@ -140,7 +158,7 @@ func TestProviderAgainstRealClusters(t *testing.T) {
 
 	t.Run("member caches hold only objects the operator owns, without managedFields", func(t *testing.T) {
 		g := NewWithT(t)
-		g.Expect(m1.Client.Create(ctx, deployment("owned", map[string]string{apiv1.ManagedByLabel: apiv1.ManagedByValue}))).To(Succeed())
+		g.Expect(m1.Client.Create(ctx, deployment("owned", map[string]string{hubv1.ManagedByLabel: hubv1.ManagedByValue}))).To(Succeed())
 		g.Expect(m1.Client.Create(ctx, deployment("foreign", nil))).To(Succeed())
 		cl, err := provider.Get(ctx, "m1")
 		g.Expect(err).NotTo(HaveOccurred())
@@ -151,6 +169,9 @@ func TestProviderAgainstRealClusters(t *testing.T) {
 			g.Expect(list.Items).To(HaveLen(1))
 			g.Expect(list.Items[0].Name).To(Equal("owned"))
 			g.Expect(list.Items[0].ManagedFields).To(BeEmpty())
+
+			g.Expect(cl.GetCache().List(ctx, &list, client.MatchingFields{imageIndex: "example.com/app:1"})).To(Succeed())
+			g.Expect(list.Items).To(HaveLen(1))
 		}).WithContext(ctx).WithTimeout(wait).WithPolling(poll).Should(Succeed())
 	})
 
@@ -186,7 +207,7 @@ func TestProviderAgainstRealClusters(t *testing.T) {
 				info, ok := provider.Lookup(name)
 				g.Expect(ok).To(BeTrue())
 				g.Expect(info.State).To(Equal(clusterregistry.StateInvalid))
-				g.Expect(info.Reason).To(Equal(apiv1.ReasonInvalidKubeconfig))
+				g.Expect(info.Reason).To(Equal(hubv1.ReasonInvalidKubeconfig))
 				g.Expect(info.Message).To(Equal(msg))
 				g.Expect(info.Labels).NotTo(BeNil())
 			}).WithContext(ctx).WithTimeout(wait).WithPolling(poll).Should(Succeed())
@@ -202,7 +223,7 @@ func TestProviderAgainstRealClusters(t *testing.T) {
 				}
 				g.Expect(found).To(HaveLen(1))
 				g.Expect(found[0].Type).To(Equal(corev1.EventTypeWarning))
-				g.Expect(found[0].Reason).To(Equal(apiv1.ReasonInvalidKubeconfig))
+				g.Expect(found[0].Reason).To(Equal(hubv1.ReasonInvalidKubeconfig))
 				g.Expect(found[0].Note).To(Equal(msg))
 			}).WithContext(ctx).WithTimeout(wait).WithPolling(poll).Should(Succeed())
 		}
@@ -229,7 +250,7 @@ func TestProviderAgainstRealClusters(t *testing.T) {
 		// for a busy machine.
 		g.Expect(time.Since(cutAt)).To(BeNumerically("<", 5*time.Second))
 		info, _ := provider.Lookup("m2")
-		g.Expect(info.Reason).To(Equal(apiv1.ReasonClusterUnreachable))
+		g.Expect(info.Reason).To(Equal(hubv1.ReasonClusterUnreachable))
 		g.Expect(info.Message).To(Equal("cluster did not answer within 1s"))
 		_, err := provider.Get(ctx, "m2")
 		g.Expect(err).NotTo(HaveOccurred(), "an unreachable cluster stays engaged")
@@ -276,7 +297,7 @@ func TestProviderAgainstRealClusters(t *testing.T) {
 		g.Expect(deleteSecret(ctx, env.Hub, "m1")).To(Succeed())
 		var s corev1.Secret
 		g.Expect(env.Hub.Client.Get(ctx, client.ObjectKey{Namespace: registryNamespace, Name: "m2"}, &s)).To(Succeed())
-		delete(s.Labels, apiv1.MemberClusterLabel)
+		delete(s.Labels, hubv1.MemberClusterLabel)
 		g.Expect(env.Hub.Client.Update(ctx, &s)).To(Succeed())
 
 		for name, engagedCtx := range map[string]context.Context{"m1": m1Ctx, "m2": m2Ctx} {
@@ -533,7 +554,7 @@ var (
 func captureLogs() *syncBuffer {
 	logsOnce.Do(func() {
 		logBuf = &syncBuffer{}
-		var l logr.Logger = funcr.New(logBuf.write, funcr.Options{Verbosity: 10})
+		l := funcr.New(logBuf.write, funcr.Options{Verbosity: 10})
 		ctrl.SetLogger(l)
 		klog.SetLogger(l)
 	})

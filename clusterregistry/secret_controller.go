@@ -18,8 +18,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
-	apiv1 "example.com/hub-operator/api/v1"
+	hubv1 "example.com/hub-operator/api/v1"
 )
+
+// memberClusterLabelValue is the value of hubv1.MemberClusterLabel on a
+// registry Secret.
+const memberClusterLabelValue = "true"
 
 // eventActionValidate is the events.k8s.io action of the invalid-kubeconfig event.
 const eventActionValidate = "ValidateKubeconfig"
@@ -36,42 +40,48 @@ func (p *Provider) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result
 	if p.client == nil {
 		return ctrl.Result{}, errors.New("reconciling registry secret: provider is not set up with a manager")
 	}
-	name := req.Name
-	log := ctrl.LoggerFrom(ctx).WithValues("cluster", name)
-
 	secret := &corev1.Secret{}
 	if err := p.client.Get(ctx, req.NamespacedName, secret); err != nil {
 		if apierrors.IsNotFound(err) {
-			p.remove(ctx, name)
+			p.remove(ctx, req.Name)
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, fmt.Errorf("getting registry secret %s: %w", req.NamespacedName, err)
 	}
+	return ctrl.Result{}, p.reconcileSecret(ctx, secret)
+}
+
+// reconcileSecret registers, updates or removes the cluster of secret. Its
+// only error is a reconcile.TerminalError for a rejected kubeconfig: retrying
+// cannot help until the Secret changes, which triggers a new reconcile anyway.
+func (p *Provider) reconcileSecret(ctx context.Context, secret *corev1.Secret) error {
+	name := secret.Name
+	log := ctrl.LoggerFrom(ctx).WithValues("cluster", name, "Secret", klog.KObj(secret))
 	if !isRegistrySecret(secret, p.opts.Namespace) || !secret.DeletionTimestamp.IsZero() {
 		p.remove(ctx, name)
-		return ctrl.Result{}, nil
+		return nil
 	}
 
-	data := secret.Data[apiv1.KubeconfigKey]
+	data := secret.Data[hubv1.KubeconfigKey]
 	hash := hashKubeconfig(data)
 	clusterLabels := maps.Clone(secret.Labels)
 	if p.relabel(name, hash, clusterLabels) {
-		return ctrl.Result{}, nil
+		return nil
 	}
 
 	config, verr := ValidateKubeconfig(data, p.validation)
 	if verr != nil {
 		msg := safeMessage(verr)
-		log.Info("Rejecting kubeconfig", "Secret", klog.KObj(secret), "reason", apiv1.ReasonInvalidKubeconfig)
-		p.register(ctx, name, hash, clusterLabels, nil, msg)
-		p.recorder.Eventf(secret, nil, corev1.EventTypeWarning, apiv1.ReasonInvalidKubeconfig, eventActionValidate, "%s", msg)
-		// Terminal: retrying cannot help until the Secret changes, which
-		// triggers a new reconcile anyway.
-		return ctrl.Result{}, reconcile.TerminalError(fmt.Errorf("registry secret %s: %w", req.NamespacedName, verr))
+		if !p.register(ctx, name, hash, clusterLabels, nil, msg) {
+			return nil
+		}
+		log.Info("Rejected kubeconfig", "reason", hubv1.ReasonInvalidKubeconfig, "message", msg)
+		p.recorder.Eventf(secret, nil, corev1.EventTypeWarning, hubv1.ReasonInvalidKubeconfig, eventActionValidate, "%s", msg)
+		return reconcile.TerminalError(fmt.Errorf("registry secret %s: %w", klog.KObj(secret), verr))
 	}
-	log.Info("Registering cluster", "Secret", klog.KObj(secret))
+	log.Info("Registering cluster")
 	p.register(ctx, name, hash, clusterLabels, config, "")
-	return ctrl.Result{}, nil
+	return nil
 }
 
 // registryPredicate lets through registry Secrets, and updates in which a
@@ -91,7 +101,7 @@ func (p *Provider) registryPredicate() predicate.Predicate {
 }
 
 func isRegistrySecret(s *corev1.Secret, namespace string) bool {
-	return s.Namespace == namespace && s.Labels[apiv1.MemberClusterLabel] == "true"
+	return s.Namespace == namespace && s.Labels[hubv1.MemberClusterLabel] == memberClusterLabelValue
 }
 
 func hashKubeconfig(data []byte) string {
@@ -118,19 +128,24 @@ func (p *Provider) relabel(name, hash string, clusterLabels map[string]string) b
 }
 
 // register installs a new registration for name, replacing (and tearing down)
-// any previous one. config nil means the kubeconfig was rejected with msg.
-func (p *Provider) register(ctx context.Context, name, hash string, clusterLabels map[string]string, config *rest.Config, msg string) {
+// any previous one, and reports whether it did: a registration of the same
+// kubeconfig (hash) is kept, only relabelled. config nil means the kubeconfig
+// was rejected with msg.
+func (p *Provider) register(ctx context.Context, name, hash string, clusterLabels map[string]string, config *rest.Config, msg string) bool {
 	e := &entry{hash: hash, config: config}
 	if config == nil {
-		e.info = ClusterInfo{Name: name, Labels: clusterLabels, State: StateInvalid, Reason: apiv1.ReasonInvalidKubeconfig, Message: msg}
+		e.info = ClusterInfo{Name: name, Labels: clusterLabels, State: StateInvalid, Reason: hubv1.ReasonInvalidKubeconfig, Message: msg}
 	} else {
-		e.info = ClusterInfo{Name: name, Labels: clusterLabels, State: StateConnecting, Reason: apiv1.ReasonPending, Message: "connecting to the cluster"}
+		e.info = ClusterInfo{Name: name, Labels: clusterLabels, State: StateConnecting, Reason: hubv1.ReasonPending, Message: "connecting to the cluster"}
 	}
 
 	p.mu.Lock()
-	var stopOld context.CancelFunc
-	if old, ok := p.entries[name]; ok {
-		stopOld = old.cancel
+	old, exists := p.entries[name]
+	if exists && old.hash == hash {
+		// The startup pass and a reconcile raced on the same Secret.
+		p.mu.Unlock()
+		p.relabel(name, hash, clusterLabels)
+		return false
 	}
 	p.entries[name] = e
 	if config != nil && p.ctx != nil {
@@ -138,11 +153,12 @@ func (p *Provider) register(ctx context.Context, name, hash string, clusterLabel
 	}
 	p.mu.Unlock()
 
-	if stopOld != nil {
+	if exists && old.cancel != nil {
 		ctrl.LoggerFrom(ctx).Info("Disconnecting cluster for its new kubeconfig", "cluster", name)
-		stopOld()
+		old.cancel()
 	}
 	p.notify(name)
+	return true
 }
 
 // remove forgets a cluster and stops its connect loop, which disengages it.

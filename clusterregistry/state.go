@@ -9,17 +9,17 @@ import (
 type State string
 
 const (
-	// StateConnecting: the kubeconfig is valid and the first connection is
+	// StateConnecting means the kubeconfig is valid and the first connection is
 	// being made. Reason is ReasonPending.
 	StateConnecting State = "Connecting"
-	// StateReady: the cluster is engaged, its cache synced and its last health
+	// StateReady means the cluster is engaged, its cache synced and its last health
 	// probe answered. Reason is ReasonAsExpected.
 	StateReady State = "Ready"
-	// StateUnreachable: connecting failed (and is being retried with backoff),
+	// StateUnreachable means connecting failed (and is being retried with backoff),
 	// or the last health probe failed. Reason is ReasonClusterUnreachable. A
 	// cluster that was engaged stays engaged while unreachable.
 	StateUnreachable State = "Unreachable"
-	// StateInvalid: the registry Secret's kubeconfig was rejected; nothing is
+	// StateInvalid means the registry Secret's kubeconfig was rejected; nothing is
 	// attempted until the Secret changes. Reason is ReasonInvalidKubeconfig.
 	StateInvalid State = "Invalid"
 )

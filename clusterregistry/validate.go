@@ -36,31 +36,31 @@ type Problem string
 
 // The problems ValidateKubeconfig reports.
 const (
-	// ProblemEmpty: the Secret has no kubeconfig, or it is empty.
+	// ProblemEmpty means the Secret has no kubeconfig, or it is empty.
 	ProblemEmpty Problem = "Empty"
-	// ProblemTooLarge: the kubeconfig exceeds ValidationOptions.MaxBytes.
+	// ProblemTooLarge means the kubeconfig exceeds ValidationOptions.MaxBytes.
 	ProblemTooLarge Problem = "TooLarge"
-	// ProblemMalformed: the bytes are not a kubeconfig document.
+	// ProblemMalformed means the bytes are not a kubeconfig document.
 	ProblemMalformed Problem = "Malformed"
-	// ProblemNoCurrentContext: current-context is unset or names a context,
+	// ProblemNoCurrentContext means current-context is unset or names a context,
 	// cluster or user that is not defined.
 	ProblemNoCurrentContext Problem = "NoCurrentContext"
-	// ProblemExecPlugin: some user runs an exec credential plugin.
+	// ProblemExecPlugin means some user runs an exec credential plugin.
 	ProblemExecPlugin Problem = "ExecPlugin"
-	// ProblemAuthProvider: some user uses an auth-provider plugin.
+	// ProblemAuthProvider means some user uses an auth-provider plugin.
 	ProblemAuthProvider Problem = "AuthProvider"
-	// ProblemFileReference: some user or cluster reads a file (tokenFile,
+	// ProblemFileReference means some user or cluster reads a file (tokenFile,
 	// client-certificate, client-key, certificate-authority).
 	ProblemFileReference Problem = "FileReference"
-	// ProblemInsecure: the cluster disables TLS verification.
+	// ProblemInsecure means the cluster disables TLS verification.
 	ProblemInsecure Problem = "InsecureSkipTLSVerify"
-	// ProblemServerURL: the server is not an https URL with a host.
+	// ProblemServerURL means the server is not an https URL with a host.
 	ProblemServerURL Problem = "ServerURL"
-	// ProblemForbiddenHost: the server is one of ValidationOptions.ForbiddenHosts.
+	// ProblemForbiddenHost means the server is one of ValidationOptions.ForbiddenHosts.
 	ProblemForbiddenHost Problem = "ForbiddenHost"
-	// ProblemTLSData: embedded certificate, key or CA data does not parse.
+	// ProblemTLSData means embedded certificate, key or CA data does not parse.
 	ProblemTLSData Problem = "TLSData"
-	// ProblemIncomplete: client-go refuses the configuration for another reason
+	// ProblemIncomplete means client-go refuses the configuration for another reason
 	// (e.g. a certificate without its key, an invalid proxy-url).
 	ProblemIncomplete Problem = "Incomplete"
 )

@@ -111,7 +111,7 @@ func TestValidateKubeconfig(t *testing.T) {
 		},
 		{name: "plain http server is rejected", data: kubeconfig(t, "http://member.example.com:8080", nil, nil), want: ProblemServerURL},
 		{name: "server without scheme is rejected", data: kubeconfig(t, "member.example.com:6443", nil, nil), want: ProblemServerURL},
-		{name: "server with user info is rejected", data: kubeconfig(t, "https://admin:" + testToken + "@member.example.com", nil, nil), want: ProblemServerURL},
+		{name: "server with user info is rejected", data: kubeconfig(t, "https://admin:"+testToken+"@member.example.com", nil, nil), want: ProblemServerURL},
 		{name: "empty server is rejected", data: kubeconfig(t, "", nil, nil), want: ProblemServerURL},
 		{
 			name: "missing current-context is rejected",
