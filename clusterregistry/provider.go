@@ -16,6 +16,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -292,15 +293,15 @@ func (p *Provider) registerExisting(ctx context.Context) error {
 	if p.client == nil {
 		return nil
 	}
-	ctx = ctrl.LoggerInto(ctx, p.log)
 	var secrets corev1.SecretList
 	if err := p.client.List(ctx, &secrets, client.InNamespace(p.opts.Namespace),
 		client.MatchingLabels{hubv1.MemberClusterLabel: memberClusterLabelValue}); err != nil {
 		return fmt.Errorf("listing registry secrets in namespace %s: %w", p.opts.Namespace, err)
 	}
 	for i := range secrets.Items {
+		s := &secrets.Items[i]
 		// The only error is a rejected kubeconfig, already recorded.
-		_ = p.reconcileSecret(ctx, &secrets.Items[i])
+		_ = p.reconcileSecret(ctrl.LoggerInto(ctx, p.log.WithValues("Secret", klog.KObj(s))), s)
 	}
 	return nil
 }

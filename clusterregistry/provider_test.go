@@ -57,6 +57,11 @@ func TestProviderAgainstRealClusters(t *testing.T) {
 	}})
 	ctx := t.Context()
 	m1, m2 := env.Member("m1"), env.Member("m2")
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("operator logs:\n%s", logs.String())
+		}
+	})
 
 	probes := &probeLog{}
 	provider := clusterregistry.New(clusterregistry.Options{
@@ -548,13 +553,14 @@ var (
 	logBuf   *syncBuffer
 )
 
-// captureLogs sends controller-runtime's and client-go's logs, at every
-// verbosity, to a buffer the test searches for leaked secrets. The loggers
-// are process-wide, hence once.
+// captureLogs sends controller-runtime's and client-go's logs, up to the
+// project's highest verbosity (5), to a buffer the test searches for leaked
+// secrets. Above that client-go dumps request and response bodies, Secrets
+// included, by design. The loggers are process-wide, hence once.
 func captureLogs() *syncBuffer {
 	logsOnce.Do(func() {
 		logBuf = &syncBuffer{}
-		l := funcr.New(logBuf.write, funcr.Options{Verbosity: 10})
+		l := funcr.New(logBuf.write, funcr.Options{Verbosity: 5})
 		ctrl.SetLogger(l)
 		klog.SetLogger(l)
 	})

@@ -56,7 +56,7 @@ func (p *Provider) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result
 // cannot help until the Secret changes, which triggers a new reconcile anyway.
 func (p *Provider) reconcileSecret(ctx context.Context, secret *corev1.Secret) error {
 	name := secret.Name
-	log := ctrl.LoggerFrom(ctx).WithValues("cluster", name, "Secret", klog.KObj(secret))
+	log := ctrl.LoggerFrom(ctx).WithValues("cluster", name)
 	if !isRegistrySecret(secret, p.opts.Namespace) || !secret.DeletionTimestamp.IsZero() {
 		p.remove(ctx, name)
 		return nil
