@@ -277,6 +277,22 @@ func TestProviderAgainstRealClusters(t *testing.T) {
 		g.Eventually(notified.names).WithContext(ctx).WithTimeout(wait).WithPolling(poll).Should(ContainElement("m2"))
 	})
 
+	t.Run("a stopped API server is reported as refusing, and recovers when restarted", func(t *testing.T) {
+		g := NewWithT(t)
+		g.Expect(m1.StopAPIServer()).To(Succeed())
+		g.Eventually(func(g Gomega) {
+			info, _ := provider.Lookup("m1")
+			g.Expect(info.State).To(Equal(clusterregistry.StateUnreachable))
+			g.Expect(info.Message).To(Equal("cluster refused the connection"))
+		}).WithContext(ctx).WithTimeout(wait).WithPolling(poll).Should(Succeed())
+
+		g.Expect(m1.StartAPIServer(ctx)).To(Succeed())
+		g.Eventually(func() clusterregistry.State {
+			info, _ := provider.Lookup("m1")
+			return info.State
+		}).WithContext(ctx).WithTimeout(wait).WithPolling(poll).Should(Equal(clusterregistry.StateReady))
+	})
+
 	t.Run("a changed kubeconfig replaces the cluster", func(t *testing.T) {
 		g := NewWithT(t)
 		old, err := provider.Get(ctx, "m2")
