@@ -31,6 +31,8 @@ type Registry interface {
 	List() []clusterregistry.ClusterInfo
 	// Get returns a connected cluster, or multicluster.ErrClusterNotFound.
 	Get(ctx context.Context, name multicluster.ClusterName) (cluster.Cluster, error)
+	// Synced is closed once every registry Secret present at start-up is registered.
+	Synced() <-chan struct{}
 }
 
 // Defaults of the Reconciler's tuning fields.
@@ -42,6 +44,8 @@ const (
 	conflictRecheck = 30 * time.Second
 	// cleanupRecheck bounds how long a pending cleanup waits for a watch event.
 	cleanupRecheck = time.Minute
+	// registryWait is how often a reconcile retries while the registry starts.
+	registryWait = 500 * time.Millisecond
 )
 
 // Reconciler reconciles MyResources on the hub.
@@ -72,6 +76,13 @@ type clusterResult struct {
 // Reconcile converges one MyResource. Only requests for the hub (the local
 // cluster) reach it; member events are mapped to their hub owner.
 func (r *Reconciler) Reconcile(ctx context.Context, req mcreconcile.Request) (ctrl.Result, error) {
+	select {
+	case <-r.Registry.Synced():
+	default:
+		// Until every registry Secret is read, a cluster missing from the
+		// registry may just be unread: placing now would report it gone.
+		return ctrl.Result{RequeueAfter: registryWait}, nil
+	}
 	mr := &hubv1.MyResource{}
 	if err := r.Hub.Get(ctx, req.NamespacedName, mr); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)

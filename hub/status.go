@@ -51,9 +51,11 @@ func clusterReady(st hubv1.ClusterStatus, generation int64) bool {
 }
 
 // clusterFailing says whether a cluster needs a person: not applied, or a
-// rollout that gave up. A rollout in progress is not failing.
+// rollout that gave up. A rollout in progress, or a cluster still connecting
+// or catching up with a new generation (Pending), is not failing.
 func clusterFailing(st hubv1.ClusterStatus) (bool, string, string) {
-	if c := meta.FindStatusCondition(st.Conditions, hubv1.ClusterConditionApplied); c != nil && c.Status == metav1.ConditionFalse {
+	if c := meta.FindStatusCondition(st.Conditions, hubv1.ClusterConditionApplied); c != nil &&
+		c.Status == metav1.ConditionFalse && c.Reason != hubv1.ReasonPending {
 		return true, c.Reason, c.Message
 	}
 	if c := meta.FindStatusCondition(st.Conditions, hubv1.ClusterConditionAvailable); c != nil &&

@@ -47,7 +47,11 @@ func (c *Cluster) startFakeNodes(ctx context.Context) error {
 			"--service-account-private-key-file=" + c.saKey,
 			"--use-service-account-credentials=false",
 			"--root-ca-file=" + filepath.Join(c.Dir, "ca.crt"),
-			"--cluster-signing-duration=0s", logVerbosity,
+			// A loaded test machine can delay kwok's heartbeats past the
+			// default 40 s grace; NotReady nodes would then mark every pod
+			// unready. Fake nodes never really fail, so wait long.
+			"--node-monitor-grace-period=10m", "--node-startup-grace-period=10m",
+			logVerbosity,
 		}},
 		{"kube-scheduler", []string{"--kubeconfig=" + kc, "--leader-elect=false", "--secure-port=0", logVerbosity}},
 		{"kwok", []string{

@@ -79,7 +79,7 @@ func TestInvalidKubeconfigIsReportedAndNeverLeaks(t *testing.T) {
 		g.Expect(controlplane.RegisterKubeconfig(t.Context(), env.Hub, registryNS, name, kc, nil)).To(Succeed())
 		names = append(names, name)
 		t.Cleanup(func() {
-			_ = env.Hub.Client.Delete(t.Context(), &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: registryNS, Name: name}})
+			_ = env.Hub.Client.Delete(cleanupContext(t), &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: registryNS, Name: name}})
 		})
 	}
 	mr := newMyResource(ns, "web", append([]string{"m1"}, names...)...)

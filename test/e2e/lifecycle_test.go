@@ -93,8 +93,16 @@ func TestUnmanagedObjectIsNeverTakenOver(t *testing.T) {
 		g.Expect(ok.Status).To(Equal(metav1.ConditionTrue), "the other cluster is fine")
 	}).WithTimeout(60 * time.Second).Should(Succeed())
 	after := memberDeployment(t, "m2", theirs)
-	g.Expect(after.ResourceVersion).To(Equal(before.ResourceVersion), "the unmanaged Deployment is untouched")
-	g.Expect(after.Labels).NotTo(HaveKey(hubv1.ManagedByLabel))
+	g.Expect(after.Spec).To(Equal(before.Spec), "the unmanaged Deployment is untouched")
+	g.Expect(after.Labels).To(Equal(before.Labels))
+	g.Expect(after.Annotations).NotTo(HaveKey(hubv1.OwnerUIDAnnotation))
+	audit, err := m2.AuditEvents()
+	g.Expect(err).NotTo(HaveOccurred())
+	for _, e := range audit {
+		if e.IsWrite() && e.Resource() == "deployments" && e.ObjectRef.Namespace == ns && e.ObjectRef.Name == "web" {
+			t.Errorf("the operator wrote to the unmanaged object: %s %s", e.Verb, e.RequestURI)
+		}
+	}
 }
 
 func TestSuspendHoldsSpecChanges(t *testing.T) {
@@ -214,10 +222,10 @@ func TestDeletion(t *testing.T) {
 // restoreMember brings a member back: API server running, registry Secret present.
 func restoreMember(t *testing.T, m *controlplane.Cluster) {
 	t.Helper()
-	if err := m.StartAPIServer(t.Context()); err != nil && !isAlreadyRunning(err) {
+	if err := m.StartAPIServer(cleanupContext(t)); err != nil && !isAlreadyRunning(err) {
 		t.Errorf("restarting %s: %v", m.Name, err)
 	}
-	if err := env.Register(t.Context(), m, registryNS, nil); err != nil {
+	if err := env.Register(cleanupContext(t), m, registryNS, nil); err != nil {
 		t.Errorf("re-registering %s: %v", m.Name, err)
 	}
 }

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"slices"
 	"testing"
 	"time"
@@ -83,8 +84,10 @@ func TestPlacementFollowsSelectorsAndLabels(t *testing.T) {
 
 	t.Run("relabelling a registry Secret moves the workload", func(t *testing.T) {
 		g := NewWithT(t)
-		relabel(t, "m2", map[string]string{"env": "prod"})
-		t.Cleanup(func() { relabel(t, "m2", env.Labels("m2")) })
+		l := env.Labels("m2")
+		l["env"] = "prod"
+		relabel(t.Context(), t, "m2", l)
+		t.Cleanup(func() { relabel(cleanupContext(t), t, "m2", env.Labels("m2")) })
 		g.Eventually(func() []string { return clusterNames(get(t, prod)) }).WithTimeout(30 * time.Second).
 			Should(Equal([]string{"m1", "m2", "m3"}))
 		eventuallyReady(t, prod)
@@ -138,14 +141,14 @@ func clusterNames(mr *hubv1.MyResource) []string {
 }
 
 // relabel replaces a registry Secret's cluster labels.
-func relabel(t *testing.T, cluster string, labels map[string]string) {
+func relabel(ctx context.Context, t *testing.T, cluster string, labels map[string]string) {
 	t.Helper()
 	var s corev1.Secret
 	g := NewWithT(t)
-	g.Expect(env.Hub.Client.Get(t.Context(), client.ObjectKey{Namespace: registryNS, Name: cluster}, &s)).To(Succeed())
+	g.Expect(env.Hub.Client.Get(ctx, client.ObjectKey{Namespace: registryNS, Name: cluster}, &s)).To(Succeed())
 	s.Labels = map[string]string{hubv1.MemberClusterLabel: "true"}
 	for k, v := range labels {
 		s.Labels[k] = v
 	}
-	g.Expect(env.Hub.Client.Update(t.Context(), &s)).To(Succeed())
+	g.Expect(env.Hub.Client.Update(ctx, &s)).To(Succeed())
 }

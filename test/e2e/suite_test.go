@@ -83,6 +83,14 @@ func run(m *testing.M) int {
 	return code
 }
 
+// cleanupContext is for t.Cleanup functions: t.Context() is already
+// cancelled when they run.
+func cleanupContext(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(t.Context()), time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
 // newNamespace creates a hub namespace for one test.
 func newNamespace(t *testing.T) string {
 	t.Helper()
