@@ -48,6 +48,13 @@ lint: $(BIN)/.stamps/golangci-lint ## Run golangci-lint.
 lint-fix: $(BIN)/.stamps/golangci-lint ## Run golangci-lint and fix what it can.
 	$(GOLANGCI_LINT) run --fix ./...
 
+.PHONY: helm-lint
+helm-lint: $(BIN)/.stamps/helm ## Lint the chart and render it with default and non-default values.
+	$(BIN)/helm lint charts/hub-operator
+	$(BIN)/helm template t charts/hub-operator -n hub-system > /dev/null
+	$(BIN)/helm template t charts/hub-operator -n hub-system --set replicaCount=1,crds.install=false,leaderElection.enabled=false,metrics.enabled=false,registryNamespace=registry > /dev/null
+	$(BIN)/helm template t charts/hub-operator -n hub-system --set metrics.serviceMonitor.enabled=true,operator.extraArgs[0]=--zap-devel > /dev/null
+
 .PHONY: verify
 verify: generate manifests ## Fail when generated code or the CRD is stale.
 	git diff --exit-code -- api/ charts/
@@ -76,7 +83,7 @@ demo: control-plane ## Run the main job on local control planes (DEMO_ONCE=1 exi
 control-plane: $(BIN)/.stamps/etcd $(BIN)/.stamps/k8s $(BIN)/.stamps/kwok ## Build kube-apiserver, etcd, kwok & co. into bin/ (cold: ~17 min).
 
 .PHONY: tools
-tools: control-plane $(BIN)/.stamps/controller-gen $(BIN)/.stamps/golangci-lint ## Build every pinned tool.
+tools: control-plane $(BIN)/.stamps/controller-gen $(BIN)/.stamps/golangci-lint $(BIN)/.stamps/helm ## Build every pinned tool.
 
 # A stamp is rebuilt when its tools module's pins change; build.sh itself
 # compares a hash, so a touched-but-unchanged go.mod costs nothing.
