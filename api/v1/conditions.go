@@ -77,3 +77,18 @@ const (
 	// skipped when the cached member object already matches.
 	SpecHashAnnotation = "example.com/spec-hash"
 )
+
+// Cluster health annotations on a registry Secret. The operator writes them
+// when a cluster's health changes (never at rest) so that people and tools
+// such as kubectl-hub can read it without asking the operator.
+const (
+	// ClusterStateAnnotation is the cluster's state: Ready, Unreachable,
+	// Invalid or Connecting.
+	ClusterStateAnnotation = "example.com/cluster-state"
+	// ClusterReasonAnnotation is the reason constant of that state.
+	ClusterReasonAnnotation = "example.com/cluster-reason"
+	// ClusterMessageAnnotation says why, in fixed text that never quotes the kubeconfig.
+	ClusterMessageAnnotation = "example.com/cluster-message"
+	// ClusterLastTransitionAnnotation is when the state last changed (RFC 3339).
+	ClusterLastTransitionAnnotation = "example.com/cluster-last-transition"
+)
