@@ -106,7 +106,14 @@ func Render(mr *hubv1.MyResource, cluster Target) (*Desired, error) {
 	if tmpl.Labels == nil {
 		tmpl.Labels = map[string]string{}
 	}
+	// The owner labels ride on the pod template (never the selector, which
+	// is immutable) so that ReplicaSets and Pods carry them too: the member
+	// cache holds only objects labelled managed-by, and member events about
+	// them are mapped back to the MyResource by these labels.
 	tmpl.Labels[hubv1.SelectorLabel] = mr.Name
+	tmpl.Labels[hubv1.ManagedByLabel] = hubv1.ManagedByValue
+	tmpl.Labels[hubv1.OwnerNamespaceLabel] = mr.Namespace
+	tmpl.Labels[hubv1.OwnerNameLabel] = mr.Name
 
 	dep := &appsv1.Deployment{
 		TypeMeta:   metav1.TypeMeta{APIVersion: appsv1.SchemeGroupVersion.String(), Kind: kindDeployment},

@@ -283,7 +283,12 @@ func TestRenderContractMetadata(t *testing.T) {
 		g.Expect(obj.GetAnnotations()).To(HaveKeyWithValue(hubv1.SpecHashAnnotation, MatchRegexp("^[0-9a-f]{32}$")))
 	}
 	g.Expect(d.Deployment.Spec.Selector.MatchLabels).To(Equal(map[string]string{hubv1.SelectorLabel: "web"}))
-	g.Expect(d.Deployment.Spec.Template.Labels).To(Equal(map[string]string{"app": "web", hubv1.SelectorLabel: "web"}))
+	// Pods and ReplicaSets inherit the owner labels, so the member cache keeps
+	// them and their events map back to the MyResource; the selector stays as it was.
+	g.Expect(d.Deployment.Spec.Template.Labels).To(Equal(map[string]string{
+		"app": "web", hubv1.SelectorLabel: "web",
+		hubv1.ManagedByLabel: hubv1.ManagedByValue, hubv1.OwnerNamespaceLabel: "team-a", hubv1.OwnerNameLabel: "web",
+	}))
 	g.Expect(d.Service.Spec.Selector).To(Equal(map[string]string{hubv1.SelectorLabel: "web"}))
 	g.Expect(d.Deployment.APIVersion).To(Equal("apps/v1"))
 	g.Expect(d.Deployment.Kind).To(Equal("Deployment"))
