@@ -25,6 +25,10 @@
 //     tells the hub when any of that changes.
 //   - Health probing of connected clusters, concurrently and each bounded by a
 //     timeout, so that one dead or black-holed member never delays the others.
+//   - Health annotations on each registry Secret (example.com/cluster-state,
+//     -reason, -message, -last-transition), written by the Secret reconciler
+//     only when a cluster's health changes, so that kubectl-hub and people can
+//     read it from the hub without the operator.
 //
 // What it must not do: block a Secret reconcile on a member (the reconcile only
 // validates and hands off to the connect loop), derive a cluster's lifetime

@@ -242,6 +242,7 @@ func (p *Provider) SetupWithManager(_ context.Context, mgr mcmanager.Manager) er
 	err := ctrl.NewControllerManagedBy(local).
 		Named(ControllerName).
 		For(&corev1.Secret{}, builder.WithPredicates(p.registryPredicate())).
+		WatchesRawSource(p.healthChanges()).
 		Complete(p)
 	if err != nil {
 		return fmt.Errorf("setting up cluster registry controller for namespace %s: %w", p.opts.Namespace, err)

@@ -161,6 +161,29 @@ func TestProviderAgainstRealClusters(t *testing.T) {
 		}
 	})
 
+	t.Run("health is recorded on the registry Secrets once, and not rewritten at rest", func(t *testing.T) {
+		g := NewWithT(t)
+		var rv map[string]string
+		g.Eventually(func(g Gomega) {
+			rv = map[string]string{}
+			for _, name := range []string{"m1", "m2"} {
+				s := registrySecret(ctx, g, env.Hub, name)
+				g.Expect(s.Annotations).To(HaveKeyWithValue(hubv1.ClusterStateAnnotation, "Ready"))
+				g.Expect(s.Annotations).To(HaveKeyWithValue(hubv1.ClusterReasonAnnotation, hubv1.ReasonAsExpected))
+				g.Expect(s.Annotations).To(HaveKeyWithValue(hubv1.ClusterMessageAnnotation, "cluster is connected"))
+				_, err := time.Parse(time.RFC3339, s.Annotations[hubv1.ClusterLastTransitionAnnotation])
+				g.Expect(err).NotTo(HaveOccurred())
+				rv[name] = s.ResourceVersion
+			}
+		}).WithContext(ctx).WithTimeout(wait).WithPolling(poll).Should(Succeed())
+		// Three probe intervals of successful probes change nothing.
+		g.Consistently(func(g Gomega) {
+			for name, v := range rv {
+				g.Expect(registrySecret(ctx, g, env.Hub, name).ResourceVersion).To(Equal(v), name)
+			}
+		}).WithContext(ctx).WithTimeout(3 * time.Second).WithPolling(500 * time.Millisecond).Should(Succeed())
+	})
+
 	t.Run("member caches hold only objects the operator owns, without managedFields", func(t *testing.T) {
 		g := NewWithT(t)
 		g.Expect(m1.Client.Create(ctx, deployment("owned", map[string]string{hubv1.ManagedByLabel: hubv1.ManagedByValue}))).To(Succeed())
@@ -231,6 +254,16 @@ func TestProviderAgainstRealClusters(t *testing.T) {
 				g.Expect(found[0].Reason).To(Equal(hubv1.ReasonInvalidKubeconfig))
 				g.Expect(found[0].Note).To(Equal(msg))
 			}).WithContext(ctx).WithTimeout(wait).WithPolling(poll).Should(Succeed())
+
+			g.Eventually(func(g Gomega) {
+				a := registrySecret(ctx, g, env.Hub, name).Annotations
+				g.Expect(a).To(HaveKeyWithValue(hubv1.ClusterStateAnnotation, "Invalid"))
+				g.Expect(a).To(HaveKeyWithValue(hubv1.ClusterReasonAnnotation, hubv1.ReasonInvalidKubeconfig))
+				g.Expect(a).To(HaveKeyWithValue(hubv1.ClusterMessageAnnotation, msg))
+				for _, v := range a {
+					g.Expect(v).NotTo(ContainSubstring(leakToken))
+				}
+			}).WithContext(ctx).WithTimeout(wait).WithPolling(poll).Should(Succeed())
 		}
 		_, err := provider.Get(ctx, "exec")
 		g.Expect(errors.Is(err, multicluster.ErrClusterNotFound)).To(BeTrue())
@@ -266,6 +299,11 @@ func TestProviderAgainstRealClusters(t *testing.T) {
 			return info.State
 		}).WithContext(ctx).WithTimeout(3 * time.Second).WithPolling(poll).Should(Equal(clusterregistry.StateReady))
 		g.Expect(probes.successesSince("m1", cutAt)).To(BeNumerically(">=", 3))
+		g.Eventually(func(g Gomega) {
+			a := registrySecret(ctx, g, env.Hub, "m2").Annotations
+			g.Expect(a).To(HaveKeyWithValue(hubv1.ClusterStateAnnotation, "Unreachable"))
+			g.Expect(a).To(HaveKeyWithValue(hubv1.ClusterMessageAnnotation, "cluster did not answer within 1s"))
+		}).WithContext(ctx).WithTimeout(wait).WithPolling(poll).Should(Succeed())
 
 		notified.reset()
 		m2.Proxy.Restore()
@@ -275,6 +313,13 @@ func TestProviderAgainstRealClusters(t *testing.T) {
 			return info.State
 		}).WithContext(ctx).WithTimeout(wait).WithPolling(poll).Should(Equal(clusterregistry.StateReady))
 		g.Eventually(notified.names).WithContext(ctx).WithTimeout(wait).WithPolling(poll).Should(ContainElement("m2"))
+		g.Eventually(func(g Gomega) {
+			a := registrySecret(ctx, g, env.Hub, "m2").Annotations
+			g.Expect(a).To(HaveKeyWithValue(hubv1.ClusterStateAnnotation, "Ready"))
+			at, err := time.Parse(time.RFC3339, a[hubv1.ClusterLastTransitionAnnotation])
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(at).To(BeTemporally(">=", cutAt.Truncate(time.Second)), "the transition time moved")
+		}).WithContext(ctx).WithTimeout(wait).WithPolling(poll).Should(Succeed())
 	})
 
 	t.Run("a stopped API server is reported as refusing, and recovers when restarted", func(t *testing.T) {
@@ -346,6 +391,13 @@ func TestProviderAgainstRealClusters(t *testing.T) {
 			}
 		}
 	})
+}
+
+// registrySecret reads a registry Secret from the hub's API server.
+func registrySecret(ctx context.Context, g Gomega, hub *controlplane.Cluster, name string) *corev1.Secret {
+	var s corev1.Secret
+	g.Expect(hub.Client.Get(ctx, client.ObjectKey{Namespace: registryNamespace, Name: name}, &s)).To(Succeed())
+	return &s
 }
 
 // states maps every registered cluster to its State.

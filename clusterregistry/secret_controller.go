@@ -33,9 +33,12 @@ const eventActionValidate = "ValidateKubeconfig"
 // (re)starts the cluster's connect loop, so a member that does not answer
 // cannot hold up the registry.
 //
-// On the hub it needs get, list and watch on Secrets in the registry namespace
-// only (with HubCacheByObject), and create and patch on events.k8s.io Events
-// there.
+// It then records the cluster's health on the Secret's annotations when it
+// changed (writeHealth).
+//
+// On the hub it needs get, list, watch and patch on Secrets in the registry
+// namespace only (with HubCacheByObject), and create and patch on
+// events.k8s.io Events there.
 func (p *Provider) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	if p.client == nil {
 		return ctrl.Result{}, errors.New("reconciling registry secret: provider is not set up with a manager")
@@ -48,7 +51,13 @@ func (p *Provider) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result
 		}
 		return ctrl.Result{}, fmt.Errorf("getting registry secret %s: %w", req.NamespacedName, err)
 	}
-	return ctrl.Result{}, p.reconcileSecret(ctx, secret)
+	err := p.reconcileSecret(ctx, secret)
+	if herr := p.writeHealth(ctx, secret); herr != nil {
+		// A rejected kubeconfig's error is already logged and recorded as an
+		// event; retrying the health write is what matters here.
+		return ctrl.Result{}, herr
+	}
+	return ctrl.Result{}, err
 }
 
 // reconcileSecret registers, updates or removes the cluster of secret. Its
