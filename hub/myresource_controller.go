@@ -62,6 +62,8 @@ type Reconciler struct {
 	FanOut int
 	// ClusterTimeout bounds the work on one cluster in one reconcile.
 	ClusterTimeout time.Duration
+	// Metrics records apply requests; nil records nothing.
+	Metrics *Metrics
 }
 
 // clusterResult is what one cluster's work produced.
@@ -137,11 +139,13 @@ func (r *Reconciler) applyCluster(ctx context.Context, mr *hubv1.MyResource, p p
 	if !ok {
 		return res
 	}
+	start := time.Now()
 	st, err := r.Applier.Apply(ctx, mr, t)
+	reason := member.Reason(err)
+	r.Metrics.observeApply(name, time.Since(start), reason)
 	if err == nil {
 		return clusterResult{status: clusterEntry(prev, st)}
 	}
-	reason := member.Reason(err)
 	res = clusterResult{status: unobserved(prev, name, reason, err.Error(), mr.Generation)}
 	if len(st.Conditions) > 0 {
 		res.status = clusterEntry(prev, st) // Apply read the member back despite the failure

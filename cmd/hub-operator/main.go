@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	mcmanager "sigs.k8s.io/multicluster-runtime/pkg/manager"
@@ -99,6 +100,7 @@ func run() error {
 		return err
 	}
 
+	registryMetrics := clusterregistry.NewMetrics()
 	provider := clusterregistry.New(clusterregistry.Options{
 		Namespace:      o.registryNamespace,
 		ForbiddenHosts: []string{cfg.Host},
@@ -106,6 +108,7 @@ func run() error {
 		Burst:          o.memberBurst,
 		Timeout:        o.memberRequestTimeout,
 		ProbeInterval:  o.probeInterval,
+		ObserveProbe:   registryMetrics.ObserveProbe,
 	})
 	mgr, err := mcmanager.New(cfg, provider, manager.Options{
 		Scheme: scheme,
@@ -130,12 +133,22 @@ func run() error {
 	if err := provider.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("setting up the cluster registry: %w", err)
 	}
+	// Registered on controller-runtime's registry, next to its own metrics,
+	// so that the manager's authenticated endpoint serves them.
+	if err := registryMetrics.Register(metrics.Registry, provider.List); err != nil {
+		return err
+	}
+	hubMetrics := hub.NewMetrics()
+	if err := hubMetrics.Register(metrics.Registry, mgr.GetLocalManager().GetCache(), provider.List); err != nil {
+		return err
+	}
 	r := &hub.Reconciler{
 		Hub:            mgr.GetLocalManager().GetClient(),
 		Registry:       provider,
 		Applier:        &member.Applier{},
 		FanOut:         o.fanOut,
 		ClusterTimeout: o.clusterTimeout,
+		Metrics:        hubMetrics,
 	}
 	if err := r.SetupWithManager(mgr, provider, o.maxConcurrent); err != nil {
 		return fmt.Errorf("setting up the MyResource controller: %w", err)
