@@ -54,6 +54,7 @@ helm-lint: $(BIN)/.stamps/helm ## Lint the chart and render it with default and 
 	$(BIN)/helm template t charts/hub-operator -n hub-system > /dev/null
 	$(BIN)/helm template t charts/hub-operator -n hub-system --set replicaCount=1,crds.install=false,leaderElection.enabled=false,metrics.enabled=false,registryNamespace=registry > /dev/null
 	$(BIN)/helm template t charts/hub-operator -n hub-system --set metrics.serviceMonitor.enabled=true,operator.extraArgs[0]=--zap-devel > /dev/null
+	$(BIN)/helm template t charts/hub-operator -n hub-system --set dashboards.enabled=true,prometheusRule.enabled=true > /dev/null
 
 .PHONY: verify
 verify: generate manifests ## Fail when generated code or the CRD is stale.
