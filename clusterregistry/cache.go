@@ -16,10 +16,18 @@ import (
 //
 //   - Every kind defaults to the label app.kubernetes.io/managed-by=hub-operator
 //     (Deployments, Services, and the Namespaces, ReplicaSets and Pods the
-//     member package may read, as long as it labels them).
+//     member package may read, as long as it labels them). The owned
+//     Deployment's pod template carries the label, so its ReplicaSets and
+//     Pods are cached; the event mirror reads those as metadata only.
 //   - Events are the exception: the kubelet and controllers that emit them copy
 //     no labels, so they are narrowed to type=Warning instead, the only ones
-//     the operator mirrors.
+//     the operator mirrors. A field selector is a conjunction of terms, so it
+//     cannot keep just the events about Deployments, ReplicaSets and Pods,
+//     and the namespaces holding owned objects follow the hub's MyResources,
+//     which a cache's fixed options cannot. So every Warning event of the
+//     member is cached; the event mirror's predicate keeps those about other
+//     kinds off its queue, and those about objects that are not owned are
+//     dropped after one in-memory lookup.
 //   - managedFields are dropped from every cached object: they are often the
 //     largest part of an object and the operator never reads them.
 //

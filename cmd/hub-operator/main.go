@@ -153,6 +153,9 @@ func run() error {
 	if err := r.SetupWithManager(mgr, provider, o.maxConcurrent); err != nil {
 		return fmt.Errorf("setting up the MyResource controller: %w", err)
 	}
+	if err := (&hub.EventMirror{}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("setting up member event mirroring: %w", err)
+	}
 	if err := mgr.GetLocalManager().AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return err
 	}
