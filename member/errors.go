@@ -71,13 +71,53 @@ type ApplyError struct {
 	Err error
 }
 
-// Error implements error.
+// Error implements error. The hub shows it verbatim in the cluster's
+// Applied condition, so it ends with what to do when the member's answer
+// points at a fix.
 func (e *ApplyError) Error() string {
 	obj := e.Name
 	if e.Namespace != "" {
 		obj = e.Namespace + "/" + e.Name
 	}
-	return fmt.Sprintf("cluster %s: %s %s %s: %v", e.Cluster, e.Op, e.Kind, obj, e.Err)
+	msg := fmt.Sprintf("cluster %s: %s %s %s: %v", e.Cluster, e.Op, e.Kind, obj, e.Err)
+	if h := e.hint(); h != "" {
+		msg += "; " + h
+	}
+	return msg
+}
+
+// hint says what a person can do about a refusal from the member, or ""
+// when the member's words are all there is to say (or a retry fixes it).
+func (e *ApplyError) hint() string {
+	msg := e.Message()
+	where := "cluster-wide"
+	if e.Namespace != "" {
+		where = "in namespace " + e.Namespace
+	}
+	switch {
+	case apierrors.IsUnauthorized(e.Err):
+		return "the cluster rejects the credentials of its kubeconfig: renew them in the cluster's registry Secret"
+	case apierrors.IsForbidden(e.Err) && strings.Contains(msg, "exceeded quota"):
+		return "raise the ResourceQuota " + where + " of the cluster, or free what it counts"
+	case apierrors.IsForbidden(e.Err) && strings.Contains(msg, "admission webhook"):
+		return "an admission webhook in the cluster refused it: change the MyResource to satisfy it, or ask the cluster's owners"
+	case apierrors.IsForbidden(e.Err) && strings.Contains(msg, " cannot "):
+		verb := e.Op
+		if verb == opApply {
+			verb = "patch" // server-side apply is authorized as patch
+		}
+		return fmt.Sprintf("grant the user of the cluster's kubeconfig %s on %ss %s (RBAC)", verb, strings.ToLower(e.Kind), where)
+	case apierrors.IsInvalid(e.Err):
+		field := "spec"
+		switch e.Kind {
+		case kindDeployment:
+			field = "spec.deployment"
+		case kindService:
+			field = "spec.service"
+		}
+		return "the cluster's API server finds the " + e.Kind + " invalid: fix the matching field under " + field + " of the MyResource"
+	}
+	return ""
 }
 
 // Unwrap returns the client's error so apierrors.Is* and errors.Is see through.

@@ -119,3 +119,47 @@ func TestFieldManagers(t *testing.T) {
 	dep.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "kube-controller-manager", Subresource: "status"}}
 	g.Expect(fieldManagers(dep)).To(Equal([]string{"kube-controller-manager"}))
 }
+
+func TestApplyErrorSaysWhatToDo(t *testing.T) {
+	deployments := schema.GroupResource{Group: "apps", Resource: "deployments"}
+	tests := []struct {
+		name string
+		err  error
+		hint string // "" when the member's words are all there is
+	}{
+		{
+			name: "RBAC names the verb to grant",
+			err: apierrors.NewForbidden(deployments, "web",
+				errors.New(`User "member-admin" cannot patch resource "deployments" in API group "apps" in the namespace "team-a"`)),
+			hint: "; grant the user of the cluster's kubeconfig patch on deployments in namespace team-a (RBAC)",
+		},
+		{
+			name: "a quota names the namespace",
+			err:  apierrors.NewForbidden(deployments, "web", errors.New("exceeded quota: compute, requested: pods=1")),
+			hint: "; raise the ResourceQuota in namespace team-a of the cluster, or free what it counts",
+		},
+		{
+			name: "an admission webhook is named as the refuser",
+			err:  apierrors.NewForbidden(deployments, "web", errors.New(`admission webhook "policy.example.org" denied the request: no latest tags`)),
+			hint: "; an admission webhook in the cluster refused it: change the MyResource to satisfy it, or ask the cluster's owners",
+		},
+		{
+			name: "rejected credentials point at the registry Secret",
+			err:  apierrors.NewUnauthorized("Unauthorized"),
+			hint: "; the cluster rejects the credentials of its kubeconfig: renew them in the cluster's registry Secret",
+		},
+		{
+			name: "an invalid object points at the MyResource field",
+			err:  apierrors.NewInvalid(schema.GroupKind{Group: "apps", Kind: "Deployment"}, "web", nil),
+			hint: "; the cluster's API server finds the Deployment invalid: fix the matching field under spec.deployment of the MyResource",
+		},
+		{name: "a server error has no advice but a retry", err: apierrors.NewInternalError(errors.New("etcd hiccup"))},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			err := &ApplyError{Cluster: "m1", Op: opApply, Kind: kindDeployment, Namespace: "team-a", Name: "web", Err: tt.err}
+			g.Expect(err.Error()).To(Equal("cluster m1: apply Deployment team-a/web: " + tt.err.Error() + tt.hint))
+		})
+	}
+}

@@ -3,6 +3,7 @@ package member
 import (
 	"fmt"
 	"strconv"
+	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -17,6 +18,10 @@ import (
 const (
 	progressDeadlineExceededReason = "ProgressDeadlineExceeded"
 )
+
+// podWarningsHint tells a person where the cause of unavailable Pods is
+// found without opening the member: their Warning events are mirrored.
+const podWarningsHint = "the Pods' warnings from this cluster are in this MyResource's events (kubectl describe myr)"
 
 // Status reads the compact state of a member Deployment for a hub
 // MyResource at hubGeneration. It is pure. The returned entry has no Name
@@ -76,11 +81,14 @@ func availableCondition(dep *appsv1.Deployment, desired int32, hubGeneration int
 	}
 	if c := deploymentCondition(dep, appsv1.DeploymentProgressing); c != nil && c.Status == corev1.ConditionFalse && c.Reason == progressDeadlineExceededReason {
 		return notAvailable(hubv1.ReasonProgressDeadline, fmt.Sprintf(
-			"%s; %s; check the Deployment's pods and events in the cluster", ratio, c.Message))
+			"%s; the rollout gave up: %s; %s", ratio, sentence(c.Message), podWarningsHint))
 	}
 	if c := deploymentCondition(dep, appsv1.DeploymentReplicaFailure); c != nil && c.Status == corev1.ConditionTrue {
-		return notAvailable(hubv1.ReasonDeploymentUnavailable, fmt.Sprintf(
-			"%s; pods cannot be created: %s", ratio, c.Message))
+		msg := fmt.Sprintf("%s; pods cannot be created: %s", ratio, sentence(c.Message))
+		if strings.Contains(c.Message, "exceeded quota") {
+			msg += fmt.Sprintf("; raise the ResourceQuota in namespace %s of the cluster, or lower the MyResource's replicas or resource requests", dep.Namespace)
+		}
+		return notAvailable(hubv1.ReasonDeploymentUnavailable, msg)
 	}
 	switch {
 	case s.UpdatedReplicas < desired:
@@ -92,12 +100,22 @@ func availableCondition(dep *appsv1.Deployment, desired int32, hubGeneration int
 	}
 	avail := deploymentCondition(dep, appsv1.DeploymentAvailable)
 	if avail != nil && avail.Status == corev1.ConditionFalse {
-		return notAvailable(hubv1.ReasonDeploymentUnavailable, fmt.Sprintf("%s; %s", ratio, avail.Message))
+		return notAvailable(hubv1.ReasonDeploymentUnavailable, fmt.Sprintf("%s; %s; %s", ratio, sentence(avail.Message), podWarningsHint))
 	}
-	if s.AvailableReplicas < desired || avail == nil || avail.Status != corev1.ConditionTrue {
+	if s.AvailableReplicas < desired {
+		return notAvailable(hubv1.ReasonDeploymentProgressing, fmt.Sprintf(
+			"%s, waiting for %d more; if that lasts, %s", ratio, desired-s.AvailableReplicas, podWarningsHint))
+	}
+	if avail == nil || avail.Status != corev1.ConditionTrue {
 		return notAvailable(hubv1.ReasonDeploymentProgressing, ratio)
 	}
 	return condition(hubv1.ClusterConditionAvailable, metav1.ConditionTrue, hubv1.ReasonDeploymentAvailable, hubGeneration, ratio)
+}
+
+// sentence is a member's message without its final period, for joining
+// into one line with "; ".
+func sentence(msg string) string {
+	return strings.TrimSuffix(strings.TrimSpace(msg), ".")
 }
 
 func deploymentCondition(dep *appsv1.Deployment, t appsv1.DeploymentConditionType) *appsv1.DeploymentCondition {

@@ -100,7 +100,7 @@ func TestStatus(t *testing.T) {
 			hubGeneration: 7,
 			applied:       metav1.ConditionTrue, appliedReason: hubv1.ReasonApplied,
 			available: metav1.ConditionFalse, reason: hubv1.ReasonDeploymentProgressing,
-			message: "2/3 replicas available",
+			message: "2/3 replicas available, waiting for 1 more; if that lasts, the Pods' warnings from this cluster are in this MyResource's events",
 		},
 		{
 			name: "an exceeded progress deadline says so with the Deployment's message",
@@ -114,10 +114,11 @@ func TestStatus(t *testing.T) {
 			hubGeneration: 7,
 			applied:       metav1.ConditionTrue, appliedReason: hubv1.ReasonApplied,
 			available: metav1.ConditionFalse, reason: hubv1.ReasonProgressDeadline,
-			message: `0/3 replicas available; ReplicaSet "web-2" has timed out progressing.; check the Deployment's pods and events in the cluster`,
+			message: `0/3 replicas available; the rollout gave up: ReplicaSet "web-2" has timed out progressing; ` +
+				`the Pods' warnings from this cluster are in this MyResource's events (kubectl describe myr)`,
 		},
 		{
-			name: "a replica failure surfaces why pods cannot be created",
+			name: "a quota that stops pod creation says which quota to raise",
 			dep: memberDeployment(appsv1.DeploymentStatus{
 				ObservedGeneration: 4, Replicas: 0, UpdatedReplicas: 0,
 				Conditions: []appsv1.DeploymentCondition{
@@ -128,7 +129,22 @@ func TestStatus(t *testing.T) {
 			hubGeneration: 7,
 			applied:       metav1.ConditionTrue, appliedReason: hubv1.ReasonApplied,
 			available: metav1.ConditionFalse, reason: hubv1.ReasonDeploymentUnavailable,
-			message: `0/3 replicas available; pods cannot be created: pods "web-x" is forbidden: exceeded quota`,
+			message: `0/3 replicas available; pods cannot be created: pods "web-x" is forbidden: exceeded quota; ` +
+				`raise the ResourceQuota in namespace team-a of the cluster, or lower the MyResource's replicas or resource requests`,
+		},
+		{
+			name: "a replica failure surfaces why pods cannot be created",
+			dep: memberDeployment(appsv1.DeploymentStatus{
+				ObservedGeneration: 4, Replicas: 0, UpdatedReplicas: 0,
+				Conditions: []appsv1.DeploymentCondition{
+					availableFalse, progressing,
+					depCond(appsv1.DeploymentReplicaFailure, corev1.ConditionTrue, "FailedCreate", `pods "web-x" is forbidden: error looking up service account team-a/web: serviceaccount "web" not found`),
+				},
+			}),
+			hubGeneration: 7,
+			applied:       metav1.ConditionTrue, appliedReason: hubv1.ReasonApplied,
+			available: metav1.ConditionFalse, reason: hubv1.ReasonDeploymentUnavailable,
+			message: `0/3 replicas available; pods cannot be created: pods "web-x" is forbidden: error looking up service account team-a/web: serviceaccount "web" not found`,
 		},
 		{
 			name: "an Available=False Deployment is unavailable with its message",
@@ -139,7 +155,8 @@ func TestStatus(t *testing.T) {
 			hubGeneration: 7,
 			applied:       metav1.ConditionTrue, appliedReason: hubv1.ReasonApplied,
 			available: metav1.ConditionFalse, reason: hubv1.ReasonDeploymentUnavailable,
-			message: "1/3 replicas available; Deployment does not have minimum availability.",
+			message: "1/3 replicas available; Deployment does not have minimum availability; " +
+				"the Pods' warnings from this cluster are in this MyResource's events (kubectl describe myr)",
 		},
 		{
 			name: "an older hub generation in the member is not Applied for the current one",
