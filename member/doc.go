@@ -1,7 +1,9 @@
 // Package member owns everything that touches ONE member cluster: it renders
 // the desired Namespace, Deployment and Service for a (MyResource, cluster)
 // pair, writes them with server-side apply under the field manager
-// hub-operator, reads back a compact ClusterStatus, and deletes what it owns.
+// hub-operator, reads back a compact ClusterStatus, deletes what it owns, and
+// maps the member's Warning events about owned objects to their MyResource
+// (OwnedEvent) for the hub to mirror.
 //
 // The package is deliberately cluster-agnostic: a Target carries the
 // cluster's name, labels and clients, so the hub decides which clusters to
