@@ -83,7 +83,7 @@ func NewMetrics() *Metrics {
 func (m *Metrics) ObserveProbe(cluster string, d time.Duration, err error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.known[cluster] = struct{}{}
+	m.track(cluster)
 	m.probeDuration.WithLabelValues(cluster).Observe(d.Seconds())
 	if err != nil {
 		m.probeFailures.WithLabelValues(cluster).Inc()
@@ -140,11 +140,7 @@ func (m *Metrics) syncSeries(infos []ClusterInfo) {
 	registered := make(map[string]struct{}, len(infos))
 	for _, ci := range infos {
 		registered[ci.Name] = struct{}{}
-		if _, ok := m.known[ci.Name]; !ok {
-			m.known[ci.Name] = struct{}{}
-			m.probeDuration.WithLabelValues(ci.Name)
-			m.probeFailures.WithLabelValues(ci.Name)
-		}
+		m.track(ci.Name)
 	}
 	for name := range m.known {
 		if _, ok := registered[name]; !ok {
@@ -153,4 +149,15 @@ func (m *Metrics) syncSeries(infos []ClusterInfo) {
 			m.probeFailures.DeleteLabelValues(name)
 		}
 	}
+}
+
+// track creates the zero series of a cluster seen for the first time. Call
+// it with mu held.
+func (m *Metrics) track(cluster string) {
+	if _, ok := m.known[cluster]; ok {
+		return
+	}
+	m.known[cluster] = struct{}{}
+	m.probeDuration.WithLabelValues(cluster)
+	m.probeFailures.WithLabelValues(cluster)
 }

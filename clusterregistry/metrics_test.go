@@ -109,3 +109,18 @@ func TestMetricsNeverLabelMoreThanTheClusterName(t *testing.T) {
 		}
 	}
 }
+
+func TestMetricsOfAClusterProbedBeforeTheFirstScrapeStartAtZero(t *testing.T) {
+	g := NewWithT(t)
+	view := &fakeView{}
+	view.set(ClusterInfo{Name: "a", State: StateReady})
+	m := NewMetrics()
+	reg := prometheus.NewPedanticRegistry()
+	g.Expect(m.Register(reg, view.list)).To(Succeed())
+	m.ObserveProbe("a", time.Millisecond, nil)
+	g.Expect(testutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP hub_operator_member_probe_failures_total Health probes of member clusters that failed.
+# TYPE hub_operator_member_probe_failures_total counter
+hub_operator_member_probe_failures_total{cluster="a"} 0
+`), MetricProbeFailures)).To(Succeed())
+}

@@ -117,7 +117,7 @@ func (m *Metrics) observeApply(cluster string, d time.Duration, reason string) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.known[cluster] = struct{}{}
+	m.track(cluster)
 	m.applies.WithLabelValues(cluster).Inc()
 	m.applyDuration.WithLabelValues(cluster).Observe(d.Seconds())
 	if reason != "" {
@@ -150,15 +150,7 @@ func (m *Metrics) syncSeries(infos []clusterregistry.ClusterInfo) {
 	registered := make(map[string]struct{}, len(infos))
 	for _, ci := range infos {
 		registered[ci.Name] = struct{}{}
-		if _, ok := m.known[ci.Name]; ok {
-			continue
-		}
-		m.known[ci.Name] = struct{}{}
-		m.applies.WithLabelValues(ci.Name)
-		m.applyDuration.WithLabelValues(ci.Name)
-		for _, reason := range applyErrorReasons {
-			m.applyErrors.WithLabelValues(ci.Name, reason)
-		}
+		m.track(ci.Name)
 	}
 	for name := range m.known {
 		if _, ok := registered[name]; !ok {
@@ -167,6 +159,20 @@ func (m *Metrics) syncSeries(infos []clusterregistry.ClusterInfo) {
 			m.applyDuration.DeleteLabelValues(name)
 			m.applyErrors.DeletePartialMatch(prometheus.Labels{labelCluster: name})
 		}
+	}
+}
+
+// track creates the zero series of a cluster seen for the first time. Call
+// it with mu held.
+func (m *Metrics) track(cluster string) {
+	if _, ok := m.known[cluster]; ok {
+		return
+	}
+	m.known[cluster] = struct{}{}
+	m.applies.WithLabelValues(cluster)
+	m.applyDuration.WithLabelValues(cluster)
+	for _, reason := range applyErrorReasons {
+		m.applyErrors.WithLabelValues(cluster, reason)
 	}
 }
 

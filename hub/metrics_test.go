@@ -76,6 +76,15 @@ hub_operator_member_apply_errors_total{cluster="m2",reason="InvalidSpec"} 0
 	none.observeApply("m1", time.Second, "") // a Reconciler without metrics records nothing
 }
 
+func TestMetricsOfAClusterAppliedBeforeTheFirstScrapeStartAtZero(t *testing.T) {
+	g := NewWithT(t)
+	m := NewMetrics()
+	reg := prometheus.NewPedanticRegistry()
+	g.Expect(m.Register(reg, failingReader{}, func() []clusterregistry.ClusterInfo { return []clusterregistry.ClusterInfo{{Name: "m1"}} })).To(Succeed())
+	m.observeApply("m1", time.Millisecond, "")
+	g.Expect(testutil.CollectAndCount(reg, MetricApplyErrors)).To(Equal(len(applyErrorReasons)))
+}
+
 // failingReader is a hub cache that cannot answer, e.g. not started yet.
 type failingReader struct{ client.Reader }
 
