@@ -30,10 +30,10 @@ func (r *Reconciler) recordTransitions(mr *hubv1.MyResource, next hubv1.MyResour
 			applied = append(applied, e.Name)
 			continue
 		}
-		r.Recorder.Eventf(mr, nil, corev1.EventTypeWarning, now.Reason, "Apply", "[cluster %s] %s", e.Name, now.Message)
+		r.Recorder.Eventf(mr, nil, corev1.EventTypeWarning, now.Reason, inCluster("Apply", e.Name), "[cluster %s] %s", e.Name, now.Message)
 	}
 	if len(applied) > 0 {
-		r.Recorder.Eventf(mr, nil, corev1.EventTypeNormal, hubv1.ReasonApplied, "Apply",
+		r.Recorder.Eventf(mr, nil, corev1.EventTypeNormal, hubv1.ReasonApplied, fmt.Sprintf("Apply generation %d", mr.Generation),
 			"applied generation %d to %s", mr.Generation, plural(applied, "cluster"))
 	}
 }
@@ -50,4 +50,12 @@ func plural(names []string, noun string) string {
 		return fmt.Sprintf("%s %s", noun, names[0])
 	}
 	return fmt.Sprintf("%ss %s", noun, strings.Join(names, ", "))
+}
+
+// inCluster names an event's action per cluster. The events.k8s.io recorder
+// folds events with the same object, reason and action into one series and
+// keeps only the first message, so without the cluster in the action an
+// ApplyFailed in one cluster would hide the same reason in another.
+func inCluster(action, cluster string) string {
+	return action + " in cluster " + cluster
 }

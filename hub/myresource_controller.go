@@ -262,14 +262,14 @@ func (r *Reconciler) releaseCluster(ctx context.Context, mr *hubv1.MyResource, p
 	}
 	if mr.Spec.DeletionPolicy == hubv1.DeletionPolicyOrphan {
 		if prev != nil {
-			r.Recorder.Eventf(mr, nil, corev1.EventTypeNormal, hubv1.ReasonOrphaned, "Cleanup",
+			r.Recorder.Eventf(mr, nil, corev1.EventTypeNormal, hubv1.ReasonOrphaned, inCluster("Cleanup", name),
 				"[cluster %s] left the placement; deletionPolicy Orphan leaves Deployment and Service %s/%s there", name, mr.Namespace, mr.Name)
 		}
 		return nil
 	}
 	gone, err := r.Applier.Delete(ctx, mr.Namespace, mr.Name, t)
 	if err == nil && gone {
-		r.Recorder.Eventf(mr, nil, corev1.EventTypeNormal, hubv1.ReasonDeleted, "Cleanup",
+		r.Recorder.Eventf(mr, nil, corev1.EventTypeNormal, hubv1.ReasonDeleted, inCluster("Cleanup", name),
 			"[cluster %s] deleted Deployment and Service %s/%s: the cluster left the placement", name, mr.Namespace, mr.Name)
 		return nil
 	}
@@ -332,7 +332,7 @@ func withoutUnregistered(mr *hubv1.MyResource, p placement) *hubv1.MyResource {
 }
 
 func (r *Reconciler) warnOrphaned(mr *hubv1.MyResource, cluster, why string) {
-	r.Recorder.Eventf(mr, nil, corev1.EventTypeWarning, hubv1.ReasonOrphaned, "Cleanup",
+	r.Recorder.Eventf(mr, nil, corev1.EventTypeWarning, hubv1.ReasonOrphaned, inCluster("Cleanup", cluster),
 		"[cluster %s] %s: Deployment and Service %s/%s were left behind there", cluster, why, mr.Namespace, mr.Name)
 }
 
