@@ -51,13 +51,13 @@ type Metrics struct {
 	// an observation never resurrects the series of a cluster that left
 	// without being pruned on the next scrape.
 	mu sync.Mutex
-	// known holds the clusters that have probe series.
-	known map[string]struct{}
+	// series keeps the probe series in step with the registry.
+	series ClusterSeries
 }
 
 // NewMetrics returns the registry's metrics, not yet registered anywhere.
 func NewMetrics() *Metrics {
-	return &Metrics{
+	m := &Metrics{
 		clusters: prometheus.NewDesc(MetricMemberClusters,
 			"Registered member clusters by state (ready, unreachable, invalid, connecting).",
 			[]string{labelState}, nil),
@@ -75,15 +75,25 @@ func NewMetrics() *Metrics {
 			Name: MetricProbeFailures,
 			Help: "Health probes of member clusters that failed.",
 		}, []string{labelCluster}),
-		known: map[string]struct{}{},
 	}
+	m.series = ClusterSeries{
+		Create: func(cluster string) {
+			m.probeDuration.WithLabelValues(cluster)
+			m.probeFailures.WithLabelValues(cluster)
+		},
+		Delete: func(cluster string) {
+			m.probeDuration.DeleteLabelValues(cluster)
+			m.probeFailures.DeleteLabelValues(cluster)
+		},
+	}
+	return m
 }
 
 // ObserveProbe records one health probe; it is an Options.ObserveProbe.
 func (m *Metrics) ObserveProbe(cluster string, d time.Duration, err error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.track(cluster)
+	m.series.Track(cluster)
 	m.probeDuration.WithLabelValues(cluster).Observe(d.Seconds())
 	if err != nil {
 		m.probeFailures.WithLabelValues(cluster).Inc()
@@ -114,7 +124,7 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	// The view is read under mu: a probe observed after it cannot be of a
 	// cluster missing from it, since a cluster is registered before it is probed.
 	infos := m.view()
-	m.syncSeries(infos)
+	m.series.Sync(infos)
 	m.mu.Unlock()
 
 	counts := map[State]int{}
@@ -133,31 +143,41 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	m.probeFailures.Collect(ch)
 }
 
-// syncSeries makes the probe series match the registered clusters: zero
-// series for newcomers, so that rates and alerts work from their first
-// probe, and none for clusters that left. Call it with mu held.
-func (m *Metrics) syncSeries(infos []ClusterInfo) {
+// ClusterSeries keeps a set of per-cluster metric series in step with the
+// registry: zero series for a cluster seen for the first time, so that rates
+// and alerts work from its first sample, and none for a cluster that left.
+// It is not safe for concurrent use: its owner serialises calls.
+type ClusterSeries struct {
+	// Create makes the zero series of a cluster.
+	Create func(cluster string)
+	// Delete removes every series of a cluster.
+	Delete func(cluster string)
+	known  map[string]struct{}
+}
+
+// Track creates a cluster's zero series unless it has them.
+func (s *ClusterSeries) Track(cluster string) {
+	if s.known == nil {
+		s.known = map[string]struct{}{}
+	}
+	if _, ok := s.known[cluster]; ok {
+		return
+	}
+	s.known[cluster] = struct{}{}
+	s.Create(cluster)
+}
+
+// Sync tracks every registered cluster and deletes the series of the others.
+func (s *ClusterSeries) Sync(infos []ClusterInfo) {
 	registered := make(map[string]struct{}, len(infos))
 	for _, ci := range infos {
 		registered[ci.Name] = struct{}{}
-		m.track(ci.Name)
+		s.Track(ci.Name)
 	}
-	for name := range m.known {
+	for name := range s.known {
 		if _, ok := registered[name]; !ok {
-			delete(m.known, name)
-			m.probeDuration.DeleteLabelValues(name)
-			m.probeFailures.DeleteLabelValues(name)
+			delete(s.known, name)
+			s.Delete(name)
 		}
 	}
-}
-
-// track creates the zero series of a cluster seen for the first time. Call
-// it with mu held.
-func (m *Metrics) track(cluster string) {
-	if _, ok := m.known[cluster]; ok {
-		return
-	}
-	m.known[cluster] = struct{}{}
-	m.probeDuration.WithLabelValues(cluster)
-	m.probeFailures.WithLabelValues(cluster)
 }

@@ -69,13 +69,13 @@ type Metrics struct {
 	// mu serialises observations with the pruning in Collect, so that an
 	// apply finishing after its cluster left is pruned on the next scrape.
 	mu sync.Mutex
-	// known holds the clusters that have apply series.
-	known map[string]struct{}
+	// series keeps the apply series in step with the registry.
+	series clusterregistry.ClusterSeries
 }
 
 // NewMetrics returns the reconciler's metrics, not yet registered anywhere.
 func NewMetrics() *Metrics {
-	return &Metrics{
+	m := &Metrics{
 		applies: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: MetricApplies,
 			Help: "Apply requests of a MyResource's objects to a member cluster (each reconcile of a selected, ready cluster makes one; one that finds the member in sync writes nothing).",
@@ -94,8 +94,9 @@ func NewMetrics() *Metrics {
 		myresources: prometheus.NewDesc(MetricMyResources,
 			"MyResources on the hub by the status of their Ready condition (true, false, unknown: not reported yet).",
 			[]string{labelReady}, nil),
-		known: map[string]struct{}{},
 	}
+	m.series = clusterregistry.ClusterSeries{Create: m.createSeries, Delete: m.deleteSeries}
+	return m
 }
 
 // Register registers the metrics with reg. hub is read for MyResources and
@@ -117,7 +118,7 @@ func (m *Metrics) observeApply(cluster string, d time.Duration, reason string) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.track(cluster)
+	m.series.Track(cluster)
 	m.applies.WithLabelValues(cluster).Inc()
 	m.applyDuration.WithLabelValues(cluster).Observe(d.Seconds())
 	if reason != "" {
@@ -136,7 +137,7 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 // Collect implements prometheus.Collector.
 func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	m.mu.Lock()
-	m.syncSeries(m.clusters())
+	m.series.Sync(m.clusters())
 	m.mu.Unlock()
 	m.applies.Collect(ch)
 	m.applyDuration.Collect(ch)
@@ -144,36 +145,18 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	m.collectMyResources(ch)
 }
 
-// syncSeries makes the apply series match the registered clusters. Call it
-// with mu held.
-func (m *Metrics) syncSeries(infos []clusterregistry.ClusterInfo) {
-	registered := make(map[string]struct{}, len(infos))
-	for _, ci := range infos {
-		registered[ci.Name] = struct{}{}
-		m.track(ci.Name)
-	}
-	for name := range m.known {
-		if _, ok := registered[name]; !ok {
-			delete(m.known, name)
-			m.applies.DeleteLabelValues(name)
-			m.applyDuration.DeleteLabelValues(name)
-			m.applyErrors.DeletePartialMatch(prometheus.Labels{labelCluster: name})
-		}
-	}
-}
-
-// track creates the zero series of a cluster seen for the first time. Call
-// it with mu held.
-func (m *Metrics) track(cluster string) {
-	if _, ok := m.known[cluster]; ok {
-		return
-	}
-	m.known[cluster] = struct{}{}
+func (m *Metrics) createSeries(cluster string) {
 	m.applies.WithLabelValues(cluster)
 	m.applyDuration.WithLabelValues(cluster)
 	for _, reason := range applyErrorReasons {
 		m.applyErrors.WithLabelValues(cluster, reason)
 	}
+}
+
+func (m *Metrics) deleteSeries(cluster string) {
+	m.applies.DeleteLabelValues(cluster)
+	m.applyDuration.DeleteLabelValues(cluster)
+	m.applyErrors.DeletePartialMatch(prometheus.Labels{labelCluster: cluster})
 }
 
 // collectMyResources counts MyResources by Ready status. When the cache
