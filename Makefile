@@ -70,6 +70,17 @@ test: control-plane $(BIN)/.stamps/controller-gen ## Run unit, integration and e
 build: ## Build the hub-operator binary.
 	$(GO) build -o $(BIN)/hub-operator ./cmd/hub-operator
 
+# The image holds the static binary for IMAGE_ARCH (linux) only; its tag
+# defaults to the chart's appVersion, the tag the chart deploys by default.
+IMAGE_TAR ?= $(BIN)/hub-operator-image.tar
+IMAGE_TAG ?= hub-operator:$(shell sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}/\1/p' charts/hub-operator/Chart.yaml)
+IMAGE_ARCH ?= $(shell $(GO) env GOARCH)
+
+.PHONY: image
+image: ## Build the container image without docker into bin/hub-operator-image.tar (docker/podman load, crane push).
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(IMAGE_ARCH) $(GO) build -trimpath -ldflags "-s -w" -o $(BIN)/image/hub-operator ./cmd/hub-operator
+	cd test/tools/image && env -u GOOS -u GOARCH $(GO) run . --binary $(BIN)/image/hub-operator --out $(IMAGE_TAR) --tag $(IMAGE_TAG) --arch $(IMAGE_ARCH)
+
 .PHONY: run
 run: build ## Run the operator against the hub in KUBECONFIG.
 	$(BIN)/hub-operator --leader-elect=false --metrics-bind-address=0

@@ -1,0 +1,13 @@
+// Tools module: pins go-containerregistry for `make image`, which writes the
+// operator's container image as a tarball without docker.
+module example.com/hub-operator/test/tools/image
+
+go 1.26.0
+
+require github.com/google/go-containerregistry v0.22.1
+
+require (
+	github.com/klauspost/compress v1.19.2 // indirect
+	github.com/opencontainers/go-digest v1.0.0 // indirect
+	github.com/opencontainers/image-spec v1.1.1 // indirect
+)
