@@ -61,7 +61,7 @@ verify: generate manifests ## Fail when generated code or the CRD is stale.
 	git diff --exit-code -- api/ charts/
 
 .PHONY: test
-test: control-plane $(BIN)/.stamps/controller-gen ## Run unit, integration and e2e tests on real control planes.
+test: control-plane $(BIN)/.stamps/controller-gen $(BIN)/.stamps/helm ## Run unit, integration, chart and e2e tests on real control planes.
 	$(GO) test $(GOTEST_FLAGS) ./...
 
 ##@ Build
