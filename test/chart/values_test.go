@@ -2,6 +2,7 @@ package chart
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -61,6 +62,34 @@ func TestChartReadmeListsEveryValue(t *testing.T) {
 		}
 		if !documented {
 			t.Errorf("value %s is not in the table of charts/hub-operator/README.md", key)
+		}
+	}
+}
+
+// TestChartValuesSchema: values.schema.json refuses a mistyped or misspelt
+// value at `helm install` time, with the key in the message, instead of a
+// Deployment whose operator exits on a bad flag.
+func TestChartValuesSchema(t *testing.T) {
+	helmBin(t)
+	helm(t, nil, "template", release, chartDir(), "-n", releaseNS,
+		"--set", "replicaCount=0,operator.clusterTimeout=1m30s,operator.memberQPS=7.5,podDisruptionBudget.minAvailable=50%")
+	for _, bad := range []struct{ set, key string }{
+		{"operator.fanOut=abc", "/operator/fanOut"},
+		{"operator.clusterTimeout=15", "/operator/clusterTimeout"},
+		{"operator.memberProbeInterval=often", "/operator/memberProbeInterval"},
+		{"image.pullPolicy=Sometimes", "/image/pullPolicy"},
+		{"metrics.port=70000", "/metrics/port"},
+		{"operator.fanout=4", "fanout"},
+		{"replicaCount=-1", "/replicaCount"},
+	} {
+		cmd := exec.CommandContext(t.Context(), helmBin(t), "template", release, chartDir(), "--set", bad.set)
+		out, err := cmd.CombinedOutput()
+		if err == nil {
+			t.Errorf("--set %s was accepted", bad.set)
+			continue
+		}
+		if !strings.Contains(string(out), "schema") || !strings.Contains(string(out), bad.key) {
+			t.Errorf("--set %s: want a schema error naming %s, got: %s", bad.set, bad.key, out)
 		}
 	}
 }
