@@ -193,7 +193,14 @@ func (r *Reconciler) target(ctx context.Context, mr *hubv1.MyResource, p placeme
 		return member.Target{}, clusterResult{status: unobserved(prev, name, hubv1.ReasonClusterUnreachable,
 			"cluster is not connected yet", mr.Generation)}, false
 	}
-	return member.Target{Name: name, Labels: info.Labels, Cache: cl.GetCache(), Reader: cl.GetAPIReader(), Writer: cl.GetClient()}, clusterResult{}, true
+	return memberTarget(info, cl), clusterResult{}, true
+}
+
+// memberTarget hands a connected cluster to package member: its cache of
+// owned objects for reads at rest, the live reader for what the cache does
+// not hold, the client for writes.
+func memberTarget(info clusterregistry.ClusterInfo, cl cluster.Cluster) member.Target {
+	return member.Target{Name: info.Name, Labels: info.Labels, Cache: cl.GetCache(), Reader: cl.GetAPIReader(), Writer: cl.GetClient()}
 }
 
 func stateReason(info clusterregistry.ClusterInfo) string {
@@ -256,7 +263,7 @@ func (r *Reconciler) releaseCluster(ctx context.Context, mr *hubv1.MyResource, p
 	if err != nil {
 		return nil
 	}
-	t := member.Target{Name: name, Labels: info.Labels, Cache: cl.GetCache(), Reader: cl.GetAPIReader(), Writer: cl.GetClient()}
+	t := memberTarget(info, cl)
 	if !r.Applier.Owns(ctx, mr.Namespace, mr.Name, t) {
 		return nil
 	}
