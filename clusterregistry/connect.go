@@ -46,11 +46,12 @@ func (p *Provider) launchLocked(name string, e *entry) {
 	e.gen = p.nextGen
 	ctx, cancel := context.WithCancel(p.ctx)
 	e.cancel = cancel
+	e.suspect = make(chan struct{}, 1)
 	prev := p.loopDone[name]
 	done := make(chan struct{})
 	p.loopDone[name] = done
 	p.loops.Add(1)
-	go p.connectLoop(ctx, name, e.gen, e.config, p.aware, prev, done)
+	go p.connectLoop(ctx, name, e.gen, e.config, p.aware, e.suspect, prev, done)
 }
 
 // connectLoop connects to one member cluster and keeps it connected until ctx
@@ -58,7 +59,7 @@ func (p *Provider) launchLocked(name string, e *entry) {
 // an exponential backoff. It runs in a context derived from Start's, never a
 // reconcile's, and nothing in it blocks anything but this one cluster.
 func (p *Provider) connectLoop(ctx context.Context, name string, gen uint64, config *rest.Config,
-	aware multicluster.Aware, prev <-chan struct{}, done chan struct{}) {
+	aware multicluster.Aware, suspect chan struct{}, prev <-chan struct{}, done chan struct{}) {
 	defer p.loops.Done()
 	defer func() {
 		p.mu.Lock()
@@ -80,7 +81,7 @@ func (p *Provider) connectLoop(ctx context.Context, name string, gen uint64, con
 
 	log := p.log.WithValues("cluster", name)
 	for attempt := 0; ; attempt++ {
-		wasReady, err := p.connectAndServe(ctx, log, name, gen, config, aware)
+		wasReady, err := p.connectAndServe(ctx, log, name, gen, config, aware, suspect)
 		if ctx.Err() != nil {
 			return
 		}
@@ -111,9 +112,10 @@ func backoffDelay(attempt int, base, maxDelay time.Duration) time.Duration {
 
 // connectAndServe makes one connection to the cluster and serves it until ctx
 // ends (returning nil) or the connection is lost (returning why, and whether
-// the cluster had been Ready).
+// the cluster had been Ready). While serving it probes the cluster every
+// ProbeInterval, and at once when suspect fires.
 func (p *Provider) connectAndServe(ctx context.Context, log logr.Logger, name string, gen uint64,
-	config *rest.Config, aware multicluster.Aware) (wasReady bool, _ error) {
+	config *rest.Config, aware multicluster.Aware, suspect chan struct{}) (wasReady bool, _ error) {
 	memberConfig := p.memberConfig(config)
 
 	// A probe first: it fails fast and with a precise cause for a member that
@@ -188,15 +190,27 @@ func (p *Provider) connectAndServe(ctx context.Context, log logr.Logger, name st
 			running = false
 			return true, errors.Join(errClusterStopped, err)
 		case <-ticker.C:
-			if err := p.probe(ctx, name, prober); err != nil {
-				if ctx.Err() != nil {
-					return true, nil
-				}
-				p.setState(log, name, gen, StateUnreachable, hubv1.ReasonClusterUnreachable, p.describe(err))
-				continue
+		case <-suspect:
+			log.V(1).Info("Probing cluster out of band: a request to it failed as unreachable")
+		}
+		if err := p.probe(ctx, name, prober); err != nil {
+			if ctx.Err() != nil {
+				return true, nil
 			}
+			p.setState(log, name, gen, StateUnreachable, hubv1.ReasonClusterUnreachable, p.describe(err))
+		} else {
 			p.setState(log, name, gen, StateReady, hubv1.ReasonAsExpected, "cluster is connected")
 		}
+		// Suspicions raised while this probe ran are answered by it.
+		drain(suspect)
+	}
+}
+
+// drain empties a capacity-1 wake-up channel without blocking.
+func drain(c chan struct{}) {
+	select {
+	case <-c:
+	default:
 	}
 }
 

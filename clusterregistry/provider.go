@@ -156,6 +156,10 @@ type entry struct {
 	gen uint64
 	// cancel stops the connect loop and its cluster; nil when none runs.
 	cancel context.CancelFunc
+	// suspect wakes the connect loop for an out-of-band health probe
+	// (Suspect); capacity 1, so requests made before the loop got to them
+	// coalesce into one probe. nil when no loop runs.
+	suspect chan struct{}
 	// cluster is set while the cluster is engaged.
 	cluster cluster.Cluster
 }
@@ -383,6 +387,31 @@ func (p *Provider) Subscribe(fn func(clusterName string)) {
 	p.subscribers = append(p.subscribers, s)
 	p.mu.Unlock()
 	go s.run(p.done)
+}
+
+// Suspect asks for a health probe of the named cluster now, out of band,
+// because a caller's request to it just failed as unreachable (a timeout, a
+// refused or reset connection). Without it the registry would learn of a dead
+// member only at its next periodic probe, and until then every reconcile
+// would spend its cluster timeout on it. A failed probe turns the cluster
+// Unreachable (and tells subscribers) within ProbeTimeout.
+//
+// Suspect never blocks and is cheap to call often: at most one probe per
+// cluster is in flight, and requests made while one is pending or running are
+// answered by it. It is a no-op for a cluster that is not registered or not
+// connected (its connect loop is already retrying), and it never writes
+// anything anywhere: only a change of state does, as with periodic probes.
+func (p *Provider) Suspect(name string) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	e, ok := p.entries[name]
+	if !ok || e.suspect == nil {
+		return
+	}
+	select {
+	case e.suspect <- struct{}{}:
+	default:
+	}
 }
 
 // notify tells every subscriber that name changed. Call it without p.mu held.

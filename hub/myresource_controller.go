@@ -33,6 +33,11 @@ type Registry interface {
 	Get(ctx context.Context, name multicluster.ClusterName) (cluster.Cluster, error)
 	// Synced is closed once every registry Secret present at start-up is registered.
 	Synced() <-chan struct{}
+	// Suspect asks for a health probe of a cluster now, because a request to
+	// it failed as unreachable; it must not block. Once the probe fails the
+	// cluster is no longer Ready and later reconciles skip it at once instead
+	// of each spending ClusterTimeout on it.
+	Suspect(name string)
 }
 
 // Defaults of the Reconciler's tuning fields.
@@ -156,7 +161,9 @@ func (r *Reconciler) applyCluster(ctx context.Context, mr *hubv1.MyResource, p p
 	case reason == hubv1.ReasonConflict:
 		res.recheck = true
 	case reason == hubv1.ReasonClusterUnreachable:
-		// The registry's health probe re-queues us when it answers again.
+		// Probed now rather than at the next tick; the registry re-queues us
+		// when the cluster turns Unreachable and when it answers again.
+		r.Registry.Suspect(name)
 	default:
 		res.retry = fmt.Errorf("cluster %s: %w", name, err)
 	}
@@ -172,6 +179,7 @@ func (r *Reconciler) observeCluster(ctx context.Context, mr *hubv1.MyResource, p
 	}
 	st, err := r.Applier.Observe(ctx, mr, t)
 	if err != nil {
+		r.suspectIfUnreachable(name, err)
 		return clusterResult{status: unobserved(prev, name, member.Reason(err), err.Error(), mr.Generation)}
 	}
 	return clusterResult{status: clusterEntry(prev, st)}
@@ -201,6 +209,14 @@ func (r *Reconciler) target(ctx context.Context, mr *hubv1.MyResource, p placeme
 // not hold, the client for writes.
 func memberTarget(info clusterregistry.ClusterInfo, cl cluster.Cluster) member.Target {
 	return member.Target{Name: info.Name, Labels: info.Labels, Cache: cl.GetCache(), Reader: cl.GetAPIReader(), Writer: cl.GetClient()}
+}
+
+// suspectIfUnreachable has the registry probe a cluster whose request just
+// failed as unreachable, so the next reconciles skip it.
+func (r *Reconciler) suspectIfUnreachable(name string, err error) {
+	if member.IsUnreachable(err) {
+		r.Registry.Suspect(name)
+	}
 }
 
 func stateReason(info clusterregistry.ClusterInfo) string {
@@ -282,6 +298,7 @@ func (r *Reconciler) releaseCluster(ctx context.Context, mr *hubv1.MyResource, p
 	}
 	msg := "deleting Deployment and Service: the cluster left the placement"
 	if err != nil {
+		r.suspectIfUnreachable(name, err)
 		msg = "deleting: " + err.Error()
 	}
 	st := unobserved(prev, name, hubv1.ReasonCleanupPending, msg, mr.Generation)

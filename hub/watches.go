@@ -6,6 +6,8 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/cluster"
@@ -81,21 +83,44 @@ func ownerOf(_ context.Context, obj client.Object) []mcreconcile.Request {
 }
 
 // affectedBy lists the MyResources a registry change of one cluster may
-// affect: those that select it by name, by selector (labels may have
-// changed), or hold a status entry for it.
+// affect: those that select it by name or by its current labels, hold a
+// status entry for it (labels that stopped matching, a cluster that left the
+// registry), or are being deleted. A cluster going down therefore re-queues
+// only what is placed on it, not every MyResource with a selector.
 func (r *Reconciler) affectedBy(ctx context.Context, clusterName string) []mcreconcile.Request {
 	var list hubv1.MyResourceList
 	if err := r.Hub.List(ctx, &list); err != nil {
 		return nil
 	}
+	clusterLabels, registered := r.labelsOf(clusterName)
 	var out []mcreconcile.Request
 	for _, mr := range list.Items {
-		if mr.Spec.Placement.ClusterSelector != nil || slices.Contains(mr.Spec.Placement.ClusterNames, clusterName) ||
-			previous(&mr, clusterName) != nil || !mr.DeletionTimestamp.IsZero() {
+		if slices.Contains(mr.Spec.Placement.ClusterNames, clusterName) || previous(&mr, clusterName) != nil ||
+			!mr.DeletionTimestamp.IsZero() || (registered && selectorMatches(mr.Spec.Placement.ClusterSelector, clusterLabels)) {
 			out = append(out, mcreconcile.Request{Request: reconcile.Request{NamespacedName: types.NamespacedName{Namespace: mr.Namespace, Name: mr.Name}}})
 		}
 	}
 	return out
+}
+
+// labelsOf returns a registered cluster's labels.
+func (r *Reconciler) labelsOf(clusterName string) (map[string]string, bool) {
+	for _, c := range r.Registry.List() {
+		if c.Name == clusterName {
+			return c.Labels, true
+		}
+	}
+	return nil, false
+}
+
+// selectorMatches says whether a placement selector selects a cluster with
+// these labels. An invalid selector matches, so that the reconcile reports it.
+func selectorMatches(sel *metav1.LabelSelector, clusterLabels map[string]string) bool {
+	if sel == nil {
+		return false
+	}
+	s, err := metav1.LabelSelectorAsSelector(sel)
+	return err != nil || s.Matches(labels.Set(clusterLabels))
 }
 
 // specOrLifecycleChanged ignores the MyResource's own status writes (they
