@@ -64,6 +64,10 @@ verify: generate manifests ## Fail when generated code or the CRD is stale.
 test: control-plane $(BIN)/.stamps/controller-gen $(BIN)/.stamps/helm ## Run unit, integration, chart and e2e tests on real control planes.
 	$(GO) test $(GOTEST_FLAGS) ./...
 
+.PHONY: test-faults
+test-faults: control-plane $(BIN)/.stamps/controller-gen $(BIN)/.stamps/helm ## Run the fault-and-abuse suite (part of make test).
+	$(GO) test $(GOTEST_FLAGS) ./test/faults/...
+
 ##@ Build
 
 .PHONY: build
