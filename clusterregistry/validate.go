@@ -26,7 +26,10 @@ type ValidationOptions struct {
 	// typically the hub's own API server, so that a registry entry cannot make
 	// the operator treat the hub as one of its members. An entry is a URL
 	// ("https://10.0.0.1:6443"), a "host:port" or a bare host; a bare host
-	// matches any port. Matching is textual (case-insensitive, no DNS lookup).
+	// matches any port. Matching needs no DNS lookup: names compare
+	// case-insensitively, IP addresses by value (an IPv4-mapped IPv6 address
+	// is its IPv4 address), and every loopback or unspecified address and
+	// localhost name is one host, since they all reach this machine.
 	ForbiddenHosts []string
 }
 
@@ -77,7 +80,7 @@ var problemMessages = map[Problem]string{
 	ProblemAuthProvider:     "kubeconfig uses an auth-provider plugin, which is not allowed",
 	ProblemFileReference:    "kubeconfig references a file (tokenFile, client-certificate, client-key or certificate-authority), which is not allowed: embed the data instead",
 	ProblemInsecure:         "kubeconfig disables TLS verification (insecure-skip-tls-verify), which is not allowed",
-	ProblemServerURL:        "kubeconfig server must be an https URL with a host and no user info",
+	ProblemServerURL:        "kubeconfig server must be an https URL with a host (a name or a canonical IP address) and no user info",
 	ProblemForbiddenHost:    "kubeconfig server is a forbidden host (the hub's own API server)",
 	ProblemTLSData:          "kubeconfig certificate, key or certificate-authority data cannot be parsed",
 	ProblemIncomplete:       "kubeconfig is incomplete or inconsistent for its current context",
@@ -214,7 +217,7 @@ func parseServer(server string) (hostPort, bool) {
 		return hostPort{}, false
 	}
 	hp := hostPort{host: normalizeHost(u.Hostname()), port: u.Port()}
-	if hp.host == "" {
+	if hp.host == "" || numericAlias(hp.host) {
 		return hostPort{}, false
 	}
 	if hp.port == "" {
@@ -249,8 +252,43 @@ func parseForbidden(entry string) (hostPort, bool) {
 	return hostPort{host: host}, host != ""
 }
 
+// normalizeHost lowercases a name and writes an IP address canonically, so
+// that "::ffff:10.0.0.1" and "10.0.0.1" compare equal.
 func normalizeHost(h string) string {
-	return strings.TrimSuffix(strings.ToLower(h), ".")
+	h = strings.TrimSuffix(strings.ToLower(h), ".")
+	if ip := net.ParseIP(h); ip != nil {
+		return ip.String()
+	}
+	return h
+}
+
+// numericAlias reports a host that a resolver may read as an IPv4 address
+// although it is not written as one (inet_aton forms: "127.1", "2130706433",
+// "0x7f.1"): a DNS name never ends in an all-numeric label, and such a host
+// could reach a forbidden address under a spelling no entry matches.
+func numericAlias(host string) bool {
+	if net.ParseIP(host) != nil {
+		return false
+	}
+	labels := strings.Split(host, ".")
+	last := labels[len(labels)-1]
+	if strings.HasPrefix(last, "0x") {
+		return true
+	}
+	return last != "" && strings.Trim(last, "0123456789") == ""
+}
+
+// isLocal reports a host that always means this machine.
+func isLocal(host string) bool {
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && (ip.IsLoopback() || ip.IsUnspecified())
+}
+
+func sameHost(a, b string) bool {
+	return a == b || (isLocal(a) && isLocal(b))
 }
 
 func isForbidden(server hostPort, forbidden []string) bool {
@@ -259,7 +297,7 @@ func isForbidden(server hostPort, forbidden []string) bool {
 		if !ok {
 			continue
 		}
-		if f.host == server.host && (f.port == "" || f.port == server.port) {
+		if sameHost(f.host, server.host) && (f.port == "" || f.port == server.port) {
 			return true
 		}
 	}

@@ -171,6 +171,34 @@ func TestValidateKubeconfig(t *testing.T) {
 			want: ProblemForbiddenHost,
 		},
 		{
+			name: "localhost is the same host as a forbidden loopback address",
+			data: kubeconfig(t, "https://localhost:6443", nil, nil), opts: ValidationOptions{ForbiddenHosts: []string{"https://127.0.0.1:6443"}},
+			want: ProblemForbiddenHost,
+		},
+		{
+			name: "any loopback or unspecified address is the same host as a forbidden localhost",
+			data: kubeconfig(t, "https://[::ffff:127.0.0.2]:6443", nil, nil), opts: ValidationOptions{ForbiddenHosts: []string{"localhost:6443"}},
+			want: ProblemForbiddenHost,
+		},
+		{
+			name: "the unspecified address reaches a forbidden loopback server",
+			data: kubeconfig(t, "https://0.0.0.0:6443", nil, nil), opts: ValidationOptions{ForbiddenHosts: []string{"127.0.0.1"}},
+			want: ProblemForbiddenHost,
+		},
+		{
+			name: "an IPv4-mapped IPv6 server is its IPv4 address",
+			data: kubeconfig(t, "https://[::ffff:10.0.0.1]:443", nil, nil), opts: ValidationOptions{ForbiddenHosts: []string{"https://10.0.0.1"}},
+			want: ProblemForbiddenHost,
+		},
+		{name: "a shortened IPv4 address is rejected", data: kubeconfig(t, "https://127.1:6443", nil, nil), want: ProblemServerURL},
+		{name: "a decimal IPv4 address is rejected", data: kubeconfig(t, "https://2130706433:6443", nil, nil), want: ProblemServerURL},
+		{name: "a hexadecimal IPv4 address is rejected", data: kubeconfig(t, "https://0x7f.0.0.1:6443", nil, nil), want: ProblemServerURL},
+		{
+			name: "a loopback server is allowed when the forbidden host is remote",
+			data: kubeconfig(t, "https://127.0.0.1:6443", nil, nil), opts: ValidationOptions{ForbiddenHosts: []string{"10.0.0.1"}},
+			checkHost: "https://127.0.0.1:6443",
+		},
+		{
 			name: "the same host on another port is not forbidden",
 			data: valid, opts: ValidationOptions{ForbiddenHosts: []string{"https://member.example.com:443", "member.example.com:7443"}},
 			checkHost: testServer,
