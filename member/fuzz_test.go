@@ -12,8 +12,10 @@ import (
 )
 
 // FuzzRender checks that Render never panics and that whatever it renders
-// carries the ownership labels, so nothing it writes can escape the cache of
-// owned objects or be mistaken for someone else's.
+// carries the contract's ownership labels and annotation (on the objects and
+// on the pod template), so nothing it writes can escape the cache of owned
+// objects or be mistaken for someone else's. Seeds, overrides included, are
+// in testdata/fuzz/FuzzRender.
 func FuzzRender(f *testing.F) {
 	f.Add("web", "team-a", "m1", "env", "prod", "env in (prod)", "nginx:1", "", "A", int32(2), true)
 	f.Add("web", "team-a", "m1", "env", "prod", "", "", "app", "", int32(0), false)
@@ -72,8 +74,21 @@ func FuzzRender(f *testing.F) {
 			if obj.GetAnnotations()[hubv1.SpecHashAnnotation] == "" {
 				t.Fatalf("%T lacks the spec-hash annotation", obj)
 			}
+			if obj.GetAnnotations()[hubv1.OwnerUIDAnnotation] != string(mr.UID) {
+				t.Fatalf("%T lacks the owner-uid annotation", obj)
+			}
+			if obj.GetNamespace() != namespace || obj.GetName() != name {
+				t.Fatalf("%T is rendered as %s/%s, not named like its MyResource", obj, obj.GetNamespace(), obj.GetName())
+			}
 		}
-		if d.Deployment.Spec.Template.Labels[hubv1.SelectorLabel] != name || d.Deployment.Spec.Selector.MatchLabels[hubv1.SelectorLabel] != name {
+		// ReplicaSets and Pods inherit the template's labels; without the
+		// owner labels the member cache would not hold them and their events
+		// could not be mirrored.
+		tl := d.Deployment.Spec.Template.Labels
+		if tl[hubv1.ManagedByLabel] != hubv1.ManagedByValue || tl[hubv1.OwnerNamespaceLabel] != namespace || tl[hubv1.OwnerNameLabel] != name {
+			t.Fatalf("the pod template lacks the ownership labels: %v", tl)
+		}
+		if tl[hubv1.SelectorLabel] != name || d.Deployment.Spec.Selector.MatchLabels[hubv1.SelectorLabel] != name {
 			t.Fatal("the pod template does not carry the selector label")
 		}
 		if d.Namespace.Labels[hubv1.ManagedByLabel] != hubv1.ManagedByValue {
