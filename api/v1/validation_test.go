@@ -1,6 +1,8 @@
 package v1_test
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 
 	. "github.com/onsi/gomega"
@@ -289,6 +291,32 @@ func TestCRDValidation(t *testing.T) {
 				ClusterNames: []string{""}, Image: "nginx:1.28",
 			}),
 			want: []string{"spec.overrides[0].clusterNames[0]", "at least 1 chars long"},
+		},
+		{
+			name: "more than 100 overrides are rejected",
+			mutate: func(s *hubv1.MyResourceSpec) {
+				for range 101 {
+					s.Overrides = append(s.Overrides, hubv1.Override{ClusterNames: []string{"member-1"}, Image: "nginx:1.28"})
+				}
+			},
+			want: []string{"spec.overrides", "must have at most 100 items"},
+		},
+		{
+			name: "more than 1000 clusterNames are rejected",
+			mutate: func(s *hubv1.MyResourceSpec) {
+				s.Placement.ClusterNames = nil
+				for i := range 1001 {
+					s.Placement.ClusterNames = append(s.Placement.ClusterNames, fmt.Sprintf("member-%d", i))
+				}
+			},
+			want: []string{"spec.placement.clusterNames", "must have at most 1000 items"},
+		},
+		{
+			name: "an override containerName longer than a container name can be is rejected",
+			mutate: withOverride(hubv1.Override{
+				ClusterNames: []string{"member-1"}, ContainerName: strings.Repeat("c", 64), Image: "nginx:1.28",
+			}),
+			want: []string{"spec.overrides[0].containerName", "63"},
 		},
 	}
 	for _, tt := range invalid {
