@@ -95,6 +95,10 @@ func (c *Cluster) startFakeNodes(ctx context.Context) error {
 	})
 }
 
+// FakeNode is a Node kwok makes Ready and runs Pods on (110 of them), for a
+// test that needs more room in a FakeNodes member than FakeNodeCount nodes.
+func FakeNode(name string) *corev1.Node { return fakeNode(name) }
+
 func fakeNode(name string) *corev1.Node {
 	capacity := corev1.ResourceList{
 		corev1.ResourceCPU:    resource.MustParse("32"),
