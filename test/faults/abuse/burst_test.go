@@ -1,0 +1,178 @@
+package abuse
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	hubv1 "example.com/hub-operator/api/v1"
+	"example.com/hub-operator/test/controlplane"
+)
+
+const (
+	burstSize    = 500
+	burstWorkers = 16
+	// maxStatusWrites bounds the operator's status writes per MyResource
+	// from creation to Ready on three members.
+	maxStatusWrites = 4
+)
+
+// TestBurstOf500MyResourcesAllBecomeReadyWithBoundedStatusWritesAndCleanUp
+// is not parallel: it loads every control plane, and the measurements of
+// the other tests would measure it instead.
+func TestBurstOf500MyResourcesAllBecomeReadyWithBoundedStatusWritesAndCleanUp(t *testing.T) {
+	g := NewWithT(t)
+	ctx := t.Context()
+	ns := newNamespace(t, "burst")
+	logMark := logLen(t)
+	hubMark := auditLen(g, env.Hub)
+
+	began := time.Now()
+	createAll(t, ns)
+	t.Logf("%d MyResources created by %d goroutines in %s", burstSize, burstWorkers, time.Since(began).Round(time.Millisecond))
+
+	var ready int
+	g.Eventually(func(g Gomega) {
+		var list hubv1.MyResourceList
+		g.Expect(env.Hub.Client.List(ctx, &list, client.InNamespace(ns))).To(Succeed())
+		ready = 0
+		for i := range list.Items {
+			if isReady(&list.Items[i]) {
+				ready++
+			}
+		}
+		g.Expect(ready).To(Equal(burstSize))
+	}).WithTimeout(6*time.Minute).WithPolling(5*time.Second).Should(Succeed(), "Ready MyResources: %d of %d", ready, burstSize)
+	t.Logf("all %d MyResources Ready on 3 members (%d Deployments) %s after the burst began", burstSize, 3*burstSize, time.Since(began).Round(time.Second))
+
+	writes := statusWrites(g, ns, hubMark)
+	maxW, mean := maxAndMean(writes)
+	t.Logf("status writes per MyResource until Ready: max %d, mean %.2f (over %d MyResources)", maxW, mean, len(writes))
+	g.Expect(writes).To(HaveLen(burstSize))
+	g.Expect(maxW).To(BeNumerically("<=", maxStatusWrites), "status writes per MyResource stay bounded")
+
+	deleteAll(t, ns)
+
+	errs, timeouts := errorLines(logSince(t, logMark))
+	t.Logf("operator error lines from the burst to the end of its cleanup: %d timeouts of one cluster's work (retried), %d others", timeouts, len(errs))
+	g.Expect(errs).To(BeEmpty(), "no error but retried conflicts and timeouts")
+}
+
+func createAll(t *testing.T, ns string) {
+	t.Helper()
+	names := make(chan string)
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	for range burstWorkers {
+		wg.Go(func() {
+			for name := range names {
+				if err := env.Hub.Client.Create(t.Context(), newMyResource(ns, name, "m1", "m2", "m3")); err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	for i := range burstSize {
+		names <- fmt.Sprintf("app-%03d", i)
+	}
+	close(names)
+	wg.Wait()
+	NewWithT(t).Expect(errs).To(BeEmpty())
+}
+
+// statusWrites counts the operator's writes of myresources/status per
+// MyResource of ns since mark.
+func statusWrites(g Gomega, ns string, mark int) map[string]int {
+	out := map[string]int{}
+	for _, e := range auditedSince(g, env.Hub, mark, func(e controlplane.AuditEvent) bool {
+		return e.IsWrite() && e.Resource() == "myresources/status" && e.ObjectRef.Namespace == ns
+	}) {
+		out[e.ObjectRef.Name]++
+	}
+	return out
+}
+
+func maxAndMean(m map[string]int) (int, float64) {
+	maxV, sum := 0, 0
+	for _, v := range m {
+		maxV, sum = max(maxV, v), sum+v
+	}
+	if len(m) == 0 {
+		return 0, 0
+	}
+	return maxV, float64(sum) / float64(len(m))
+}
+
+// errorLines are the operator's JSON log lines at level error, except a
+// write that lost an optimistic-concurrency race and is retried, and
+// timeouts counts the lines about one cluster's work running out of
+// --cluster-timeout (the reconcile is retried): on a loaded 2-core machine
+// the burst makes some member requests slower than that.
+func errorLines(logs string) (others []string, timeouts int) {
+	for _, l := range lines(logs) {
+		var entry struct {
+			Level string `json:"level"`
+			Error string `json:"error"`
+		}
+		if json.Unmarshal([]byte(l), &entry) != nil || entry.Level != "error" {
+			continue
+		}
+		switch {
+		case strings.Contains(entry.Error, "the object has been modified"):
+		case strings.Contains(entry.Error, "context deadline exceeded"), strings.Contains(entry.Error, "would exceed context deadline"):
+			timeouts++
+		default:
+			others = append(others, l)
+		}
+	}
+	return others, timeouts
+}
+
+// deleteAll deletes every MyResource of ns and waits until their finalizers
+// are gone and no owned object is left in any member.
+func deleteAll(t *testing.T, ns string) {
+	t.Helper()
+	g := NewWithT(t)
+	ctx := t.Context()
+	began := time.Now()
+	g.Expect(env.Hub.Client.DeleteAllOf(ctx, &hubv1.MyResource{}, client.InNamespace(ns))).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		var list hubv1.MyResourceList
+		g.Expect(env.Hub.Client.List(ctx, &list, client.InNamespace(ns))).To(Succeed())
+		g.Expect(list.Items).To(BeEmpty(), "MyResources still held by their finalizer")
+	}).WithTimeout(4 * time.Minute).WithPolling(5 * time.Second).Should(Succeed())
+	t.Logf("all %d MyResources deleted (finalizers removed) %s after the delete", burstSize, time.Since(began).Round(time.Second))
+	for _, m := range env.Members {
+		var deps appsv1.DeploymentList
+		var svcs corev1.ServiceList
+		g.Expect(m.Client.List(ctx, &deps, client.InNamespace(ns))).To(Succeed())
+		g.Expect(m.Client.List(ctx, &svcs, client.InNamespace(ns))).To(Succeed())
+		left := slices.Collect(func(yield func(string) bool) {
+			for _, d := range deps.Items {
+				if d.DeletionTimestamp == nil && !yield("Deployment/"+d.Name) {
+					return
+				}
+			}
+			for _, s := range svcs.Items {
+				if !yield("Service/" + s.Name) {
+					return
+				}
+			}
+		})
+		g.Expect(left).To(BeEmpty(), "owned objects left in %s", m.Name)
+	}
+}
