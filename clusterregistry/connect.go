@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"sync"
 	"syscall"
 	"time"
 
@@ -37,7 +38,9 @@ var (
 )
 
 // launchLocked starts the connect loop of e. p.mu must be held for writing.
-func (p *Provider) launchLocked(name string, e *entry) {
+// retire, when set, stops the loop e replaces: the new loop calls it once its
+// own cluster has synced, so that the old connection serves until then.
+func (p *Provider) launchLocked(name string, e *entry, retire context.CancelFunc) {
 	if p.ctx.Err() != nil {
 		// Start is returning; it waits for loops, so none may be added now.
 		return
@@ -51,17 +54,30 @@ func (p *Provider) launchLocked(name string, e *entry) {
 	done := make(chan struct{})
 	p.loopDone[name] = done
 	p.loops.Add(1)
-	go p.connectLoop(ctx, name, e.gen, e.config, p.aware, e.suspect, prev, done)
+	go p.connectLoop(ctx, name, e.gen, e.config, p.aware, e.suspect, prev, retire, done)
 }
 
 // connectLoop connects to one member cluster and keeps it connected until ctx
 // ends: connect, engage, probe; on any failure, disengage and try again after
 // an exponential backoff. It runs in a context derived from Start's, never a
 // reconcile's, and nothing in it blocks anything but this one cluster.
+//
+// prev is the done channel of the loop this one replaces, if any. Without
+// retire that loop was stopped already and this one waits for it before
+// connecting; with retire (new credentials for a Ready cluster) the old loop
+// keeps serving until this one's first cluster has synced, or its first
+// attempt failed, and is retired then (handOver).
 func (p *Provider) connectLoop(ctx context.Context, name string, gen uint64, config *rest.Config,
-	aware multicluster.Aware, suspect chan struct{}, prev <-chan struct{}, done chan struct{}) {
+	aware multicluster.Aware, suspect chan struct{}, prev <-chan struct{}, retire context.CancelFunc, done chan struct{}) {
 	defer p.loops.Done()
 	defer func() {
+		// A successor waits for done: the old loop must be gone by then too.
+		if retire != nil {
+			retire()
+		}
+		if prev != nil {
+			<-prev
+		}
 		p.mu.Lock()
 		if p.loopDone[name] == done {
 			delete(p.loopDone, name)
@@ -71,20 +87,32 @@ func (p *Provider) connectLoop(ctx context.Context, name string, gen uint64, con
 	}()
 	// The previous loop for this name may still be disengaging; engaging
 	// the new cluster before it is gone could let its late Engage win.
-	if prev != nil {
+	handOver := sync.OnceValue(func() bool {
+		if retire != nil {
+			retire()
+		}
+		if prev == nil {
+			return true
+		}
 		select {
 		case <-prev:
+			return true
 		case <-ctx.Done():
-			return
+			return false
 		}
+	})
+	if retire == nil && !handOver() {
+		return
 	}
 
 	log := p.log.WithValues("cluster", name)
 	for attempt := 0; ; attempt++ {
-		wasReady, err := p.connectAndServe(ctx, log, name, gen, config, aware, suspect)
-		if ctx.Err() != nil {
+		wasReady, err := p.connectAndServe(ctx, log, name, gen, config, aware, suspect, handOver)
+		if ctx.Err() != nil || !handOver() {
 			return
 		}
+		// Drop a retired cluster that the entry still pointed at.
+		p.setEngaged(name, gen, nil, 0)
 		if wasReady {
 			attempt = 0
 		}
@@ -113,9 +141,10 @@ func backoffDelay(attempt int, base, maxDelay time.Duration) time.Duration {
 // connectAndServe makes one connection to the cluster and serves it until ctx
 // ends (returning nil) or the connection is lost (returning why, and whether
 // the cluster had been Ready). While serving it probes the cluster every
-// ProbeInterval, and at once when suspect fires.
+// ProbeInterval, and at once when suspect fires. handOver is called once the
+// new cluster has synced, before it is engaged.
 func (p *Provider) connectAndServe(ctx context.Context, log logr.Logger, name string, gen uint64,
-	config *rest.Config, aware multicluster.Aware, suspect chan struct{}) (wasReady bool, _ error) {
+	config *rest.Config, aware multicluster.Aware, suspect chan struct{}, handOver func() bool) (wasReady bool, _ error) {
 	memberConfig := p.memberConfig(config)
 
 	// A probe first: it fails fast and with a precise cause for a member that
@@ -166,6 +195,9 @@ func (p *Provider) connectAndServe(ctx context.Context, log logr.Logger, name st
 	if err := p.waitForSync(clusterCtx, cl); err != nil {
 		return false, err
 	}
+	if !handOver() {
+		return false, ctx.Err()
+	}
 
 	if err := applyIndexers(ctx, cl, p.setEngaged(name, gen, cl, applied)); err != nil {
 		p.setEngaged(name, gen, nil, 0)
@@ -178,6 +210,7 @@ func (p *Provider) connectAndServe(ctx context.Context, log logr.Logger, name st
 		return false, fmt.Errorf("engaging cluster %s: %w", name, err)
 	}
 	defer p.setEngaged(name, gen, nil, 0)
+	log.Info("Engaged cluster")
 	p.setState(log, name, gen, StateReady, hubv1.ReasonAsExpected, "cluster is connected")
 
 	ticker := time.NewTicker(p.opts.ProbeInterval)

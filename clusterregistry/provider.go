@@ -273,7 +273,7 @@ func (p *Provider) Start(ctx context.Context, aware multicluster.Aware) error {
 	p.ctx, p.aware = ctx, aware
 	for name, e := range p.entries {
 		if e.config != nil && e.cancel == nil {
-			p.launchLocked(name, e)
+			p.launchLocked(name, e, nil)
 		}
 	}
 	p.mu.Unlock()

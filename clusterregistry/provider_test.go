@@ -338,22 +338,24 @@ func TestProviderAgainstRealClusters(t *testing.T) {
 		}).WithContext(ctx).WithTimeout(wait).WithPolling(poll).Should(Equal(clusterregistry.StateReady))
 	})
 
-	t.Run("a changed kubeconfig replaces the cluster", func(t *testing.T) {
+	t.Run("a changed kubeconfig replaces the cluster, which serves and stays Ready meanwhile", func(t *testing.T) {
 		g := NewWithT(t)
 		old, err := provider.Get(ctx, "m2")
 		g.Expect(err).NotTo(HaveOccurred())
 		oldCtx := engaged.ctx("m2")
 
 		g.Expect(controlplane.RegisterKubeconfig(ctx, env.Hub, registryNamespace, "m2", m2.Kubeconfig, env.Labels("m2"))).To(Succeed())
-		g.Eventually(oldCtx.Done()).WithContext(ctx).WithTimeout(wait).Should(BeClosed())
+		seen := map[clusterregistry.State]bool{}
 		g.Eventually(func(g Gomega) {
+			info, _ := provider.Lookup("m2")
+			seen[info.State] = true
 			cl, err := provider.Get(ctx, "m2")
-			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(err).NotTo(HaveOccurred(), "a connected cluster is handed out throughout")
 			g.Expect(cl).NotTo(BeIdenticalTo(old))
 			g.Expect(engaged.live("m2")).To(BeIdenticalTo(cl))
-			info, _ := provider.Lookup("m2")
-			g.Expect(info.State).To(Equal(clusterregistry.StateReady))
-		}).WithContext(ctx).WithTimeout(wait).WithPolling(poll).Should(Succeed())
+		}).WithContext(ctx).WithTimeout(wait).WithPolling(poll / 10).Should(Succeed())
+		g.Expect(oldCtx.Err()).To(HaveOccurred(), "the old cluster is disengaged")
+		g.Expect(seen).To(Equal(map[clusterregistry.State]bool{clusterregistry.StateReady: true}), "never Connecting on the way")
 	})
 
 	t.Run("deleting a Secret or removing its label removes the cluster", func(t *testing.T) {

@@ -156,13 +156,25 @@ func (p *Provider) register(ctx context.Context, name, hash string, clusterLabel
 		p.relabel(name, hash, clusterLabels)
 		return false
 	}
+	// New credentials for a Ready cluster (a rotation): the current
+	// connection keeps serving, and the cluster stays Ready, until the new
+	// one has synced, so that MyResources placed on it do not flap.
+	handOver := exists && config != nil && old.cancel != nil && old.cluster != nil && old.info.State == StateReady
+	var retire context.CancelFunc
+	if handOver {
+		e.info.State, e.info.Reason, e.info.Message = old.info.State, old.info.Reason, old.info.Message
+		e.cluster, retire = old.cluster, old.cancel
+	}
 	p.entries[name] = e
 	if config != nil && p.ctx != nil {
-		p.launchLocked(name, e)
+		p.launchLocked(name, e, retire)
 	}
 	p.mu.Unlock()
 
-	if exists && old.cancel != nil {
+	switch {
+	case handOver:
+		ctrl.LoggerFrom(ctx).Info("Connecting cluster with its new kubeconfig, serving on the current connection meanwhile", "cluster", name)
+	case exists && old.cancel != nil:
 		ctrl.LoggerFrom(ctx).Info("Disconnecting cluster for its new kubeconfig", "cluster", name)
 		old.cancel()
 	}
