@@ -47,8 +47,7 @@ func TestKubeconfigRotationReconnectsWithoutRestartOrFlap(t *testing.T) {
 	g.Expect(registerToken(ctx, m1, tokenB)).To(Succeed())
 	rotated := time.Now()
 	g.Eventually(func(g Gomega) {
-		g.Expect(logSince(g, op, logFrom)).To(ContainElement(And(
-			ContainSubstring("Cluster state changed"), ContainSubstring(`"cluster":"m1"`), ContainSubstring(`"state":"Ready"`))),
+		g.Expect(logSince(g, op, logFrom)).To(ContainElement(And(ContainSubstring(`"msg":"Engaged cluster"`), ContainSubstring(`"cluster":"m1"`))),
 			"the operator reconnected to m1 with the new kubeconfig")
 	}).WithTimeout(60 * time.Second).Should(Succeed())
 	t.Logf("reconnected to m1 with the new credentials %s after the registry Secret changed", since(rotated))
