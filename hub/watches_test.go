@@ -1,0 +1,88 @@
+package hub
+
+import (
+	"context"
+	"testing"
+
+	. "github.com/onsi/gomega"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/cluster"
+	"sigs.k8s.io/multicluster-runtime/pkg/multicluster"
+
+	hubv1 "example.com/hub-operator/api/v1"
+	"example.com/hub-operator/clusterregistry"
+)
+
+// listOnly is a Registry that only lists; affectedBy needs nothing else.
+type listOnly []clusterregistry.ClusterInfo
+
+func (l listOnly) List() []clusterregistry.ClusterInfo { return l }
+func (listOnly) Get(context.Context, multicluster.ClusterName) (cluster.Cluster, error) {
+	return nil, multicluster.ErrClusterNotFound
+}
+func (listOnly) Synced() <-chan struct{} { return nil }
+func (listOnly) Suspect(string)          {}
+
+// TestAffectedBy: a registry change of one cluster re-queues only the
+// MyResources it can concern, so that a member going down does not
+// reconcile every MyResource with a selector.
+func TestAffectedBy(t *testing.T) {
+	prod := &metav1.LabelSelector{MatchLabels: map[string]string{"env": "prod"}}
+	dev := &metav1.LabelSelector{MatchLabels: map[string]string{"env": "dev"}}
+	invalid := &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "env", Operator: "Near"}}}
+	mr := func(name string, p hubv1.Placement, statusFor ...string) *hubv1.MyResource {
+		out := &hubv1.MyResource{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name}, Spec: hubv1.MyResourceSpec{Placement: p}}
+		for _, c := range statusFor {
+			out.Status.Clusters = append(out.Status.Clusters, hubv1.ClusterStatus{Name: c})
+		}
+		return out
+	}
+	deleting := mr("deleting", hubv1.Placement{ClusterNames: []string{"other"}})
+	deleting.Finalizers = []string{hubv1.FinalizerName}
+	deleting.DeletionTimestamp = ptr.To(metav1.Now())
+	all := []*hubv1.MyResource{
+		mr("by-name", hubv1.Placement{ClusterNames: []string{"m1"}}),
+		mr("by-selector", hubv1.Placement{ClusterSelector: prod}),
+		mr("other-selector", hubv1.Placement{ClusterSelector: dev}),
+		mr("other-selector-with-entry", hubv1.Placement{ClusterSelector: dev}, "m1"),
+		mr("other-name", hubv1.Placement{ClusterNames: []string{"other"}}, "other"),
+		mr("invalid-selector", hubv1.Placement{ClusterSelector: invalid}),
+		deleting,
+	}
+	tests := []struct {
+		name     string
+		registry listOnly
+		want     []string
+	}{
+		{
+			name:     "a registered cluster re-queues what selects it by name or current labels, holds an entry for it, or is being deleted",
+			registry: listOnly{{Name: "m1", Labels: map[string]string{"env": "prod"}}},
+			want:     []string{"by-name", "by-selector", "deleting", "invalid-selector", "other-selector-with-entry"},
+		},
+		{
+			name:     "a cluster that left the registry re-queues what names it or holds an entry for it",
+			registry: listOnly{},
+			want:     []string{"by-name", "deleting", "other-selector-with-entry"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			scheme := runtime.NewScheme()
+			g.Expect(hubv1.AddToScheme(scheme)).To(Succeed())
+			b := fake.NewClientBuilder().WithScheme(scheme)
+			for _, o := range all {
+				b = b.WithObjects(o.DeepCopy())
+			}
+			r := &Reconciler{Hub: b.Build(), Registry: tt.registry}
+			var got []string
+			for _, req := range r.affectedBy(t.Context(), "m1") {
+				got = append(got, req.Name)
+			}
+			g.Expect(got).To(ConsistOf(tt.want))
+		})
+	}
+}
