@@ -25,6 +25,15 @@
 //     tells the hub when any of that changes.
 //   - Health probing of connected clusters, concurrently and each bounded by a
 //     timeout, so that one dead or black-holed member never delays the others.
+//     Besides the periodic probe, Suspect probes a cluster at once when a
+//     caller's request to it failed as unreachable (at most one probe per
+//     cluster in flight; suspicions raised meanwhile are answered by it), so
+//     that a black hole is reported within one probe timeout of the first
+//     failed request rather than at the next tick.
+//   - Credential rotation without a gap: a new kubeconfig for a Ready cluster
+//     is connected and synced while the old connection keeps serving (and the
+//     cluster stays Ready); only then is the old one disengaged. A cluster
+//     that is not Ready is simply reconnected.
 //   - Health annotations on each registry Secret (example.com/cluster-state,
 //     -reason, -message, -last-transition), written by the Secret reconciler
 //     only when a cluster's health changes, so that kubectl-hub and people can
