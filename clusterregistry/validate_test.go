@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/base64"
 	"errors"
+	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -310,8 +312,24 @@ func FuzzValidateKubeconfig(f *testing.F) {
 		case !strings.HasPrefix(cfg.Host, "https://"):
 			t.Fatalf("accepted a non-https server")
 		}
-		if hp, ok := parseServer(cfg.Host); ok && isForbidden(hp, opts.ForbiddenHosts) {
+		hp, ok := parseServer(cfg.Host)
+		if !ok || ipv4Alias(hp.host) {
+			t.Fatalf("accepted a server that is not an https URL with a name or a canonical IP address")
+		}
+		if isForbidden(hp, opts.ForbiddenHosts) {
 			t.Fatalf("accepted a forbidden host")
 		}
 	})
+}
+
+// ipv4Alias is the fuzz oracle for hosts a resolver may read as an IPv4
+// address without it being written as one: a top label of digits only, or
+// in hex. Real names never end that way.
+func ipv4Alias(host string) bool {
+	if net.ParseIP(host) != nil {
+		return false
+	}
+	top := host[strings.LastIndex(host, ".")+1:]
+	_, decimal := strconv.ParseUint(top, 10, 64)
+	return decimal == nil || strings.HasPrefix(top, "0x")
 }
