@@ -1,0 +1,120 @@
+// Command bench measures hub-operator on real control planes against a bare
+// client-go baseline that makes only the minimal writes, and writes a table,
+// a JSON file (BENCH_OUT, default bin/bench/results.json) and a plot of the
+// scaling sweep next to it. BENCH_QUICK=1 runs scenario (a) alone.
+//
+// It is a program, not a test: it takes many minutes and the whole machine,
+// so `go test ./...` must never run it. `make bench` does.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"example.com/hub-operator/test/controlplane"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+// scenario is one measured configuration.
+type scenario struct {
+	Name        string
+	Members     int
+	MyResources int
+	// Sweep marks the points of the scaling sweep (c), which are plotted.
+	Sweep bool
+}
+
+// plan lists the scenarios: (a) alone when quick.
+func plan(quick bool) []scenario {
+	a := scenario{Name: "a", Members: 3, MyResources: 100}
+	if quick {
+		return []scenario{a}
+	}
+	out := []scenario{a, {Name: "b", Members: 10, MyResources: 300}}
+	for _, m := range []int{1, 2, 5, 10, 20} {
+		out = append(out, scenario{Name: "c-" + strconv.Itoa(m), Members: m, MyResources: 50, Sweep: true})
+	}
+	return out
+}
+
+func run() error {
+	out := os.Getenv("BENCH_OUT")
+	if out == "" {
+		out = filepath.Join(controlplane.RepoRoot(), "bin", "bench", "results.json")
+	}
+	quick := os.Getenv("BENCH_QUICK") != "" && os.Getenv("BENCH_QUICK") != "0"
+	scenarios := plan(quick)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return err
+	}
+	bin, err := controlplane.BuildOperator(false) // no -race: RSS is measured
+	if err != nil {
+		return err
+	}
+	members := 0
+	for _, s := range scenarios {
+		members = max(members, s.Members)
+	}
+	started := time.Now()
+	logf("starting a hub and %d members (one shared etcd)", members)
+	env, err := startEnv(ctx, members)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := env.stop(); err != nil {
+			logf("stopping control planes: %v", err)
+		}
+	}()
+
+	var results []result
+	for _, s := range scenarios {
+		logf("scenario %s: %d MyResources x %d members", s.Name, s.MyResources, s.Members)
+		r, err := env.runScenario(ctx, bin, s)
+		if err != nil {
+			return fmt.Errorf("scenario %s: %w (control-plane logs in %s)", s.Name, err, env.Dir)
+		}
+		results = append(results, r)
+		// Written after each scenario, so that a late failure keeps the rest.
+		if err := writeJSON(out, results); err != nil {
+			return err
+		}
+	}
+	printTable(os.Stdout, results)
+	var errs []error
+	if png := filepath.Join(filepath.Dir(out), "scaling.png"); hasSweep(results) {
+		errs = append(errs, plotSweep(png, results))
+		logf("plot: %s", png)
+	}
+	logf("results: %s (wall time %s)", out, time.Since(started).Round(time.Second))
+	return errors.Join(errs...)
+}
+
+func writeJSON(path string, results []result) error {
+	b, err := json.MarshalIndent(results, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "%s "+format+"\n", append([]any{time.Now().UTC().Format("15:04:05")}, args...)...)
+}

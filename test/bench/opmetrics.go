@@ -1,0 +1,158 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"math"
+	"net/http"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+)
+
+// operatorMetrics reads the operator's own numbers: its metrics endpoint
+// (HTTPS, authenticated by a ServiceAccount token) and its /proc entry.
+type operatorMetrics struct {
+	url, token string
+	hc         *http.Client
+	pid        int
+}
+
+// memory is the operator's footprint at one moment.
+type memory struct {
+	RSSBytes       int64 `json:"rss_bytes"`
+	HeapInuseBytes int64 `json:"heap_inuse_bytes"`
+}
+
+func (o *operatorMetrics) scrape(ctx context.Context) (map[string]*dto.MetricFamily, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return scrape(ctx, o.hc, o.url, o.token)
+}
+
+func (o *operatorMetrics) waitUp(ctx context.Context, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for {
+		_, err := o.scrape(ctx)
+		if err == nil {
+			return nil
+		}
+		if err := sleep(ctx, 200*time.Millisecond); err != nil {
+			return fmt.Errorf("operator metrics endpoint: %w", err)
+		}
+	}
+}
+
+func (o *operatorMetrics) memory(ctx context.Context) (memory, error) {
+	f, err := o.scrape(ctx)
+	if err != nil {
+		return memory{}, err
+	}
+	rss, err := rssBytes(o.pid)
+	if err != nil {
+		return memory{}, err
+	}
+	return memory{RSSBytes: rss, HeapInuseBytes: int64(gauge(f, "go_memstats_heap_inuse_bytes"))}, nil
+}
+
+func gauge(f map[string]*dto.MetricFamily, name string) float64 {
+	if fam := f[name]; fam != nil && len(fam.GetMetric()) > 0 {
+		return fam.GetMetric()[0].GetGauge().GetValue()
+	}
+	return 0
+}
+
+// rssBytes reads VmRSS from /proc/<pid>/status.
+func rssBytes(pid int) (int64, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = f.Close() }()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			return kb * 1024, err
+		}
+	}
+	return 0, fmt.Errorf("no VmRSS for pid %d", pid)
+}
+
+// reconcileLatency reads the MyResource controller's reconcile histogram.
+func (o *operatorMetrics) reconcileLatency(ctx context.Context) (p50, p99, count float64, err error) {
+	f, err := o.scrape(ctx)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	fam := f["controller_runtime_reconcile_time_seconds"]
+	if fam == nil {
+		return 0, 0, 0, fmt.Errorf("no controller_runtime_reconcile_time_seconds")
+	}
+	for _, m := range fam.GetMetric() {
+		if labels(m)["controller"] == "myresource" {
+			h := m.GetHistogram()
+			return quantile(h, 0.5), quantile(h, 0.99), float64(h.GetSampleCount()), nil
+		}
+	}
+	return 0, 0, 0, fmt.Errorf("no reconcile histogram for controller myresource")
+}
+
+// quantile estimates q from cumulative buckets as Prometheus'
+// histogram_quantile does: linear within the bucket that holds it.
+func quantile(h *dto.Histogram, q float64) float64 {
+	total := float64(h.GetSampleCount())
+	if total == 0 {
+		return 0
+	}
+	buckets := h.GetBucket()
+	sort.Slice(buckets, func(i, j int) bool { return buckets[i].GetUpperBound() < buckets[j].GetUpperBound() })
+	rank := q * total
+	lower, below := 0.0, 0.0
+	for _, b := range buckets {
+		upper, count := b.GetUpperBound(), float64(b.GetCumulativeCount())
+		if count >= rank {
+			if math.IsInf(upper, 1) {
+				return lower
+			}
+			if count == below {
+				return upper
+			}
+			return lower + (upper-lower)*(rank-below)/(count-below)
+		}
+		lower, below = upper, count
+	}
+	return lower
+}
+
+// waitMembersReady waits until the operator reports n member clusters Ready.
+func (o *operatorMetrics) waitMembersReady(ctx context.Context, n int, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	ready := 0
+	for {
+		f, err := o.scrape(ctx)
+		if err == nil {
+			ready = 0
+			if fam := f["hub_operator_member_cluster_ready"]; fam != nil {
+				for _, m := range fam.GetMetric() {
+					if m.GetGauge().GetValue() == 1 {
+						ready++
+					}
+				}
+			}
+			if ready >= n {
+				return nil
+			}
+		}
+		if err := sleep(ctx, 200*time.Millisecond); err != nil {
+			return fmt.Errorf("%d/%d member clusters Ready: %w", ready, n, err)
+		}
+	}
+}
