@@ -1,6 +1,7 @@
 package abuse
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -24,6 +25,13 @@ const (
 	// maxStatusWrites bounds the operator's status writes per MyResource
 	// from creation to Ready on three members.
 	maxStatusWrites = 4
+	// The bounds for Ready and for the cleanup are what the suite measured
+	// on the shared 2-core machine with two other control-plane suites
+	// running (load average 20-30), with room: 5.6 min to Ready there; the
+	// members' kube-controller-manager (20 requests/s) and the race-enabled
+	// operator compete for the same two cores.
+	burstReadyTimeout  = 10 * time.Minute
+	burstDeleteTimeout = 5 * time.Minute
 )
 
 // TestBurstOf500MyResourcesAllBecomeReadyWithBoundedStatusWritesAndCleanUp
@@ -36,11 +44,20 @@ func TestBurstOf500MyResourcesAllBecomeReadyWithBoundedStatusWritesAndCleanUp(t 
 	logMark := logLen(t)
 	hubMark := auditLen(g, env.Hub)
 
+	// Whatever happens, the parallel tests that follow must not run behind
+	// a backlog of 500 MyResources.
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(t.Context()), burstDeleteTimeout+time.Minute)
+		defer cancel()
+		deleteAll(ctx, t, ns)
+	})
+
 	began := time.Now()
 	createAll(t, ns)
 	t.Logf("%d MyResources created by %d goroutines in %s", burstSize, burstWorkers, time.Since(began).Round(time.Millisecond))
 
 	var ready int
+	progress := map[int]int{} // minute since the burst began -> Ready MyResources
 	g.Eventually(func(g Gomega) {
 		var list hubv1.MyResourceList
 		g.Expect(env.Hub.Client.List(ctx, &list, client.InNamespace(ns))).To(Succeed())
@@ -50,9 +67,11 @@ func TestBurstOf500MyResourcesAllBecomeReadyWithBoundedStatusWritesAndCleanUp(t 
 				ready++
 			}
 		}
+		progress[int(time.Since(began)/time.Minute)+1] = ready
 		g.Expect(ready).To(Equal(burstSize))
-	}).WithTimeout(6*time.Minute).WithPolling(5*time.Second).Should(Succeed(), "Ready MyResources: %d of %d", ready, burstSize)
-	t.Logf("all %d MyResources Ready on 3 members (%d Deployments) %s after the burst began", burstSize, 3*burstSize, time.Since(began).Round(time.Second))
+	}).WithTimeout(burstReadyTimeout).WithPolling(5*time.Second).Should(Succeed(), "Ready MyResources: %d of %d", ready, burstSize)
+	t.Logf("all %d MyResources Ready on 3 members (%d Deployments) %s after the burst began; Ready by the end of minute n: %v",
+		burstSize, 3*burstSize, time.Since(began).Round(time.Second), progress)
 
 	writes := statusWrites(g, ns, hubMark)
 	maxW, mean := maxAndMean(writes)
@@ -60,7 +79,7 @@ func TestBurstOf500MyResourcesAllBecomeReadyWithBoundedStatusWritesAndCleanUp(t 
 	g.Expect(writes).To(HaveLen(burstSize))
 	g.Expect(maxW).To(BeNumerically("<=", maxStatusWrites), "status writes per MyResource stay bounded")
 
-	deleteAll(t, ns)
+	deleteAll(ctx, t, ns)
 
 	errs, timeouts := errorLines(logSince(t, logMark))
 	t.Logf("operator error lines from the burst to the end of its cleanup: %d timeouts of one cluster's work (retried), %d others", timeouts, len(errs))
@@ -144,17 +163,20 @@ func errorLines(logs string) (others []string, timeouts int) {
 
 // deleteAll deletes every MyResource of ns and waits until their finalizers
 // are gone and no owned object is left in any member.
-func deleteAll(t *testing.T, ns string) {
+func deleteAll(ctx context.Context, t *testing.T, ns string) {
 	t.Helper()
 	g := NewWithT(t)
-	ctx := t.Context()
+	var list hubv1.MyResourceList
+	g.Expect(env.Hub.Client.List(ctx, &list, client.InNamespace(ns))).To(Succeed())
+	if len(list.Items) == 0 {
+		return
+	}
 	began := time.Now()
 	g.Expect(env.Hub.Client.DeleteAllOf(ctx, &hubv1.MyResource{}, client.InNamespace(ns))).To(Succeed())
 	g.Eventually(func(g Gomega) {
-		var list hubv1.MyResourceList
 		g.Expect(env.Hub.Client.List(ctx, &list, client.InNamespace(ns))).To(Succeed())
 		g.Expect(list.Items).To(BeEmpty(), "MyResources still held by their finalizer")
-	}).WithTimeout(4 * time.Minute).WithPolling(5 * time.Second).Should(Succeed())
+	}).WithTimeout(burstDeleteTimeout).WithPolling(5 * time.Second).Should(Succeed())
 	t.Logf("all %d MyResources deleted (finalizers removed) %s after the delete", burstSize, time.Since(began).Round(time.Second))
 	for _, m := range env.Members {
 		var deps appsv1.DeploymentList
