@@ -10,6 +10,8 @@ import (
 
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	hubv1 "example.com/hub-operator/api/v1"
@@ -56,6 +58,19 @@ func TestStoppedMemberMidRolloutIsReportedUnreachableAndConvergesWhenBack(t *tes
 		}
 		g.Expect(got.Status.ReadyClusters).To(Equal(int32(2)))
 		g.Expect(isReady(got)).To(BeFalse(), "not Ready while m2 is down")
+		// Still what the user reads once the registry, not only a failed
+		// apply, knows m2 is down.
+		var secret corev1.Secret
+		g.Expect(env.Hub.Client.Get(ctx, client.ObjectKey{Namespace: registryNS, Name: "m2"}, &secret)).To(Succeed())
+		g.Expect(secret.Annotations).To(HaveKeyWithValue(hubv1.ClusterStateAnnotation, "Unreachable"))
+		c := clusterCondition(got, "m2", hubv1.ClusterConditionApplied)
+		g.Expect(c).NotTo(BeNil())
+		g.Expect(c.Reason).To(Equal(hubv1.ReasonClusterUnreachable))
+		d := meta.FindStatusCondition(got.Status.Conditions, hubv1.ConditionDegraded)
+		g.Expect(d).NotTo(BeNil())
+		g.Expect(d.Status).To(Equal(metav1.ConditionTrue))
+		g.Expect(d.Reason).To(Equal(hubv1.ReasonClusterUnreachable))
+		g.Expect(d.Message).To(ContainSubstring("m2"))
 	}).WithTimeout(90 * time.Second).Should(Succeed())
 	t.Logf("m1 and m3 run the new generation %s after m2 was told to stop", since(stopping))
 	waitStopped()
