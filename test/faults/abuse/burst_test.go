@@ -88,7 +88,19 @@ func TestBurstOf500MyResourcesAllBecomeReadyWithBoundedStatusWritesAndCleanUp(t 
 
 func createAll(t *testing.T, ns string) {
 	t.Helper()
-	names := make(chan string)
+	mrs := make([]*hubv1.MyResource, burstSize)
+	for i := range mrs {
+		mrs[i] = newMyResource(ns, fmt.Sprintf("app-%03d", i), "m1", "m2", "m3")
+	}
+	NewWithT(t).Expect(forEach(mrs, func(mr *hubv1.MyResource) error {
+		return env.Hub.Client.Create(t.Context(), mr)
+	})).To(BeEmpty())
+}
+
+// forEach calls fn for every item from burstWorkers goroutines and returns
+// the errors.
+func forEach[T any](items []T, fn func(T) error) []error {
+	work := make(chan T)
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex
@@ -96,8 +108,8 @@ func createAll(t *testing.T, ns string) {
 	)
 	for range burstWorkers {
 		wg.Go(func() {
-			for name := range names {
-				if err := env.Hub.Client.Create(t.Context(), newMyResource(ns, name, "m1", "m2", "m3")); err != nil {
+			for it := range work {
+				if err := fn(it); err != nil {
 					mu.Lock()
 					errs = append(errs, err)
 					mu.Unlock()
@@ -105,12 +117,12 @@ func createAll(t *testing.T, ns string) {
 			}
 		})
 	}
-	for i := range burstSize {
-		names <- fmt.Sprintf("app-%03d", i)
+	for _, it := range items {
+		work <- it
 	}
-	close(names)
+	close(work)
 	wg.Wait()
-	NewWithT(t).Expect(errs).To(BeEmpty())
+	return errs
 }
 
 // statusWrites counts the operator's writes of myresources/status per
@@ -172,9 +184,20 @@ func deleteAll(ctx context.Context, t *testing.T, ns string) {
 		return
 	}
 	began := time.Now()
-	g.Expect(env.Hub.Client.DeleteAllOf(ctx, &hubv1.MyResource{}, client.InNamespace(ns))).To(Succeed())
 	g.Eventually(func(g Gomega) {
 		g.Expect(env.Hub.Client.List(ctx, &list, client.InNamespace(ns))).To(Succeed())
+		// One request each, and again for any that failed: a
+		// delete-collection of 500 MyResources can outlast the API server's
+		// request timeout on a loaded machine.
+		var undeleted []hubv1.MyResource
+		for _, mr := range list.Items {
+			if mr.DeletionTimestamp == nil {
+				undeleted = append(undeleted, mr)
+			}
+		}
+		forEach(undeleted, func(mr hubv1.MyResource) error {
+			return client.IgnoreNotFound(env.Hub.Client.Delete(ctx, &mr))
+		})
 		g.Expect(list.Items).To(BeEmpty(), "MyResources still held by their finalizer")
 	}).WithTimeout(burstDeleteTimeout).WithPolling(5 * time.Second).Should(Succeed())
 	t.Logf("all %d MyResources deleted (finalizers removed) %s after the delete", burstSize, time.Since(began).Round(time.Second))
