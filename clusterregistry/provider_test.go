@@ -74,18 +74,7 @@ func TestProviderAgainstRealClusters(t *testing.T) {
 		MaxConnectBackoff: 2 * time.Second,
 		ObserveProbe:      probes.observe,
 	})
-	mgr, err := mcmanager.New(env.Hub.Config, provider, manager.Options{
-		Scheme:     controlplane.Scheme(),
-		Metrics:    metricsserver.Options{BindAddress: "0"},
-		Cache:      cache.Options{ByObject: clusterregistry.HubCacheByObject(registryNamespace)},
-		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := provider.SetupWithManager(ctx, mgr); err != nil {
-		t.Fatal(err)
-	}
+	mgr := newProviderManager(t, env, provider)
 	// Indexes registered before start must reach every cluster engaged later.
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &appsv1.Deployment{}, imageIndex, func(o client.Object) []string {
 		return []string{o.(*appsv1.Deployment).Spec.Template.Spec.Containers[0].Image}
@@ -103,15 +92,7 @@ func TestProviderAgainstRealClusters(t *testing.T) {
 	if err := env.Register(ctx, m1, registryNamespace, nil); err != nil {
 		t.Fatal(err)
 	}
-	mgrCtx, stopMgr := context.WithCancel(ctx)
-	mgrDone := make(chan error, 1)
-	go func() { mgrDone <- mgr.Start(mgrCtx) }()
-	t.Cleanup(func() {
-		stopMgr()
-		if err := <-mgrDone; err != nil && !errors.Is(err, context.Canceled) {
-			t.Errorf("manager: %v", err)
-		}
-	})
+	startManager(t, mgr)
 
 	t.Run("Secrets present at start are registered when Synced closes", func(t *testing.T) {
 		g := NewWithT(t)
@@ -400,6 +381,39 @@ func registrySecret(ctx context.Context, g Gomega, hub *controlplane.Cluster, na
 	var s corev1.Secret
 	g.Expect(hub.Client.Get(ctx, client.ObjectKey{Namespace: registryNamespace, Name: name}, &s)).To(Succeed())
 	return &s
+}
+
+// newProviderManager is a hub manager on env's hub whose provider is
+// provider, with the provider's Secret controller set up.
+func newProviderManager(t *testing.T, env *controlplane.Env, provider *clusterregistry.Provider) mcmanager.Manager {
+	t.Helper()
+	mgr, err := mcmanager.New(env.Hub.Config, provider, manager.Options{
+		Scheme:     controlplane.Scheme(),
+		Metrics:    metricsserver.Options{BindAddress: "0"},
+		Cache:      cache.Options{ByObject: clusterregistry.HubCacheByObject(registryNamespace)},
+		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := provider.SetupWithManager(t.Context(), mgr); err != nil {
+		t.Fatal(err)
+	}
+	return mgr
+}
+
+// startManager runs mgr until the test ends.
+func startManager(t *testing.T, mgr mcmanager.Manager) {
+	t.Helper()
+	ctx, stop := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	t.Cleanup(func() {
+		stop()
+		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+			t.Errorf("manager: %v", err)
+		}
+	})
 }
 
 // states maps every registered cluster to its State.

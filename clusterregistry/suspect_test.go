@@ -1,19 +1,11 @@
 package clusterregistry_test
 
 import (
-	"context"
-	"errors"
 	"sync"
 	"testing"
 	"time"
 
 	. "github.com/onsi/gomega"
-	"k8s.io/utils/ptr"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
-	"sigs.k8s.io/controller-runtime/pkg/config"
-	"sigs.k8s.io/controller-runtime/pkg/manager"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
-	mcmanager "sigs.k8s.io/multicluster-runtime/pkg/manager"
 
 	"example.com/hub-operator/clusterregistry"
 	"example.com/hub-operator/test/controlplane"
@@ -35,33 +27,14 @@ func TestSuspectProbesAtOnceAndCoalesces(t *testing.T) {
 		CacheSyncTimeout: 5 * time.Second,
 		ObserveProbe:     probes.observe,
 	})
-	mgr, err := mcmanager.New(env.Hub.Config, provider, manager.Options{
-		Scheme:     controlplane.Scheme(),
-		Metrics:    metricsserver.Options{BindAddress: "0"},
-		Cache:      cache.Options{ByObject: clusterregistry.HubCacheByObject(registryNamespace)},
-		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := provider.SetupWithManager(ctx, mgr); err != nil {
-		t.Fatal(err)
-	}
+	mgr := newProviderManager(t, env, provider)
 	if err := mgr.Add(&engagements{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := env.Register(ctx, m1, registryNamespace, nil); err != nil {
 		t.Fatal(err)
 	}
-	mgrCtx, stopMgr := context.WithCancel(ctx)
-	mgrDone := make(chan error, 1)
-	go func() { mgrDone <- mgr.Start(mgrCtx) }()
-	t.Cleanup(func() {
-		stopMgr()
-		if err := <-mgrDone; err != nil && !errors.Is(err, context.Canceled) {
-			t.Errorf("manager: %v", err)
-		}
-	})
+	startManager(t, mgr)
 	state := func() clusterregistry.State { return states(provider)["m1"] }
 
 	g := NewWithT(t)
