@@ -66,9 +66,12 @@ func TestKubeconfigRotationReconnectsWithoutRestartOrFlap(t *testing.T) {
 		g.Expect(op.Pid()).To(Equal(pid), "no restart")
 	}).WithTimeout(2*probeInterval + probeTimeout).WithPolling(200 * time.Millisecond).Should(Succeed())
 	longest := watch.stop()
-	t.Logf("longest not-Ready stretch of a MyResource on m1 from the rotation to %s after the revocation: %s (bound: one probe interval, %s; %d samples)",
+	t.Logf("longest not-Ready stretch of a MyResource on m1 from the rotation to %s after the revocation: %s (issue's bound: one probe interval, %s; %d samples)",
 		since(revoked), longest, probeInterval, watch.samples)
-	g.Expect(longest).To(BeNumerically("<=", probeInterval))
+	// The issue allows one probe interval; the registry hands a rotated
+	// cluster over without a gap, so no sample may see it not Ready (with
+	// break-before-make it was 0.85-2.7 s on this machine).
+	g.Expect(longest).To(BeZero(), "no MyResource on m1 is ever seen not Ready during the rotation")
 
 	// The operator's requests to m1 succeed with the new credentials only.
 	cur := get(ctx, g, mrs[0])
