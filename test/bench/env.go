@@ -90,7 +90,7 @@ func startEnv(ctx context.Context, members int) (*benchEnv, error) {
 		}
 		env, err := controlplane.Start(ctx, opts)
 		if err != nil {
-			return nil, errors.Join(err, e.stop())
+			return nil, errors.Join(err, e.stop(true))
 		}
 		if e.Env == nil {
 			e.Env = env
@@ -100,21 +100,24 @@ func startEnv(ctx context.Context, members int) (*benchEnv, error) {
 		e.members = append(e.members, env.Members...)
 	}
 	if err := e.setUp(ctx); err != nil {
-		return nil, errors.Join(fmt.Errorf("%w (control-plane logs in %s)", err, e.Dir), e.stop())
+		return nil, errors.Join(fmt.Errorf("%w (control-plane logs in %s)", err, e.Dir), e.stop(true))
 	}
 	return e, nil
 }
 
-// stop stops every batch and removes their directories when they stopped cleanly.
-func (e *benchEnv) stop() error {
+// stop stops every batch and removes their directories, unless keep is set
+// or they did not stop cleanly.
+func (e *benchEnv) stop(keep bool) error {
 	var errs []error
 	for _, env := range append(e.batches, e.Env) {
 		if env == nil {
 			continue
 		}
 		err := env.Stop()
-		if err == nil {
+		if err == nil && !keep {
 			_ = os.RemoveAll(env.Dir)
+		} else {
+			logf("control-plane logs kept in %s", env.Dir)
 		}
 		errs = append(errs, err)
 	}

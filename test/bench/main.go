@@ -10,12 +10,13 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -44,20 +45,35 @@ func plan(quick bool) []scenario {
 	if quick {
 		return []scenario{a}
 	}
-	out := []scenario{a, {Name: "b", Members: 10, MyResources: 300}}
+	// The sweep before (b), the heaviest, so that a run cut short still
+	// has its plot.
+	out := []scenario{a}
 	for _, m := range []int{1, 2, 5, 10, 20} {
 		out = append(out, scenario{Name: "c-" + strconv.Itoa(m), Members: m, MyResources: 50, Sweep: true})
 	}
-	return out
+	return append(out, scenario{Name: "b", Members: 10, MyResources: 300})
 }
 
-func run() error {
+// only keeps the scenarios named in the comma-separated list names (all
+// when it is empty), to re-run one with another setting.
+func only(scenarios []scenario, names string) []scenario {
+	if names == "" {
+		return scenarios
+	}
+	want := strings.Split(names, ",")
+	return slices.DeleteFunc(scenarios, func(s scenario) bool { return !slices.Contains(want, s.Name) })
+}
+
+func run() (err error) {
 	out := os.Getenv("BENCH_OUT")
 	if out == "" {
 		out = filepath.Join(controlplane.RepoRoot(), "bin", "bench", "results.json")
 	}
+	if len(os.Args) > 2 && os.Args[1] == "report" {
+		return report(out, os.Args[2:])
+	}
 	quick := os.Getenv("BENCH_QUICK") != "" && os.Getenv("BENCH_QUICK") != "0"
-	scenarios := plan(quick)
+	scenarios := only(plan(quick), os.Getenv("BENCH_SCENARIOS"))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -73,14 +89,15 @@ func run() error {
 		members = max(members, s.Members)
 	}
 	started := time.Now()
-	logf("starting a hub and %d members (one shared etcd)", members)
+	logf("starting a hub and %d members (in batches of %d, each on one etcd)", members, batchSize)
 	env, err := startEnv(ctx, members)
 	if err != nil {
 		return err
 	}
 	defer func() {
-		if err := env.stop(); err != nil {
-			logf("stopping control planes: %v", err)
+		// A failed run keeps the control planes' logs.
+		if stopErr := env.stop(err != nil); stopErr != nil {
+			logf("stopping control planes: %v", stopErr)
 		}
 	}()
 
@@ -97,14 +114,41 @@ func run() error {
 			return err
 		}
 	}
+	logf("wall time %s", time.Since(started).Round(time.Second))
+	return present(out, results)
+}
+
+// present prints the table and draws the sweep's plot next to out.
+func present(out string, results []result) error {
 	printTable(os.Stdout, results)
-	var errs []error
-	if png := filepath.Join(filepath.Dir(out), "scaling.png"); hasSweep(results) {
-		errs = append(errs, plotSweep(png, results))
-		logf("plot: %s", png)
+	if !hasSweep(results) {
+		logf("results: %s", out)
+		return nil
 	}
-	logf("results: %s (wall time %s)", out, time.Since(started).Round(time.Second))
-	return errors.Join(errs...)
+	png := filepath.Join(filepath.Dir(out), "scaling.png")
+	logf("results: %s, plot: %s", out, png)
+	return plotSweep(png, results)
+}
+
+// report merges the results files of runs cut in parts (scenarios picked
+// with BENCH_SCENARIOS) into out, then prints and plots them.
+func report(out string, files []string) error {
+	var all []result
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return err
+		}
+		var rs []result
+		if err := json.Unmarshal(b, &rs); err != nil {
+			return fmt.Errorf("%s: %w", f, err)
+		}
+		all = append(all, rs...)
+	}
+	if err := writeJSON(out, all); err != nil {
+		return err
+	}
+	return present(out, all)
 }
 
 func writeJSON(path string, results []result) error {
