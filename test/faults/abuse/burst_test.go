@@ -28,9 +28,8 @@ const (
 	// The bounds for Ready and for the cleanup are what the suite measured
 	// on the shared 2-core machine with two other control-plane suites
 	// running (load average 20-55), with room: 4.7-6.8 min to Ready and up
-	// to 6 min to delete there; the
-	// members' kube-controller-manager (20 requests/s) and the race-enabled
-	// operator compete for the same two cores.
+	// to 6 min to delete there. The members' kube-controller-manager (20
+	// requests/s) and the race-enabled operator compete for the two cores.
 	burstReadyTimeout  = 10 * time.Minute
 	burstDeleteTimeout = 8 * time.Minute
 )
