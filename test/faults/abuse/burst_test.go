@@ -151,8 +151,9 @@ func maxAndMean(m map[string]int) (int, float64) {
 // errorLines are the operator's JSON log lines at level error, except a
 // write that lost an optimistic-concurrency race and is retried, and
 // timeouts counts the lines about one cluster's work running out of
-// --cluster-timeout (the reconcile is retried): on a loaded 2-core machine
-// the burst makes some member requests slower than that.
+// --cluster-timeout or a request out of --member-request-timeout (the
+// reconcile is retried): on a loaded 2-core machine the burst makes some
+// member requests slower than that.
 func errorLines(logs string) (others []string, timeouts int) {
 	for _, l := range lines(logs) {
 		var entry struct {
@@ -164,7 +165,8 @@ func errorLines(logs string) (others []string, timeouts int) {
 		}
 		switch {
 		case strings.Contains(entry.Error, "the object has been modified"):
-		case strings.Contains(entry.Error, "context deadline exceeded"), strings.Contains(entry.Error, "would exceed context deadline"):
+		case strings.Contains(entry.Error, "context deadline exceeded"), strings.Contains(entry.Error, "would exceed context deadline"),
+			strings.Contains(entry.Error, "Client.Timeout"):
 			timeouts++
 		default:
 			others = append(others, l)
