@@ -3,6 +3,7 @@ package member
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -177,6 +178,33 @@ func TestApplyIntegration(t *testing.T) {
 		g.Expect(dep.Spec.Selector.MatchLabels).To(Equal(map[string]string{hubv1.SelectorLabel: "web"}))
 		g.Expect(dep.Spec.Template.Labels).To(HaveKeyWithValue(hubv1.SelectorLabel, "web"))
 		g.Expect(svc.Spec.Selector).To(Equal(map[string]string{hubv1.SelectorLabel: "web"}))
+	})
+
+	t.Run("concurrent applies into one new namespace check and create it once", func(t *testing.T) {
+		g := NewWithT(t)
+		const ns, n = "burst", 12
+		fresh := &Applier{} // nothing remembered about any namespace
+		var wg sync.WaitGroup
+		errs := make([]error, n)
+		for i := range n {
+			wg.Go(func() {
+				mr := newMR(ns)
+				mr.Name, mr.UID = fmt.Sprintf("web-%d", i), types.UID(fmt.Sprintf("uid-%s-%d", ns, i))
+				_, errs[i] = fresh.Apply(t.Context(), mr, target)
+			})
+		}
+		wg.Wait()
+		g.Expect(errors.Join(errs...)).NotTo(HaveOccurred())
+		events, err := m1.AuditEvents()
+		g.Expect(err).NotTo(HaveOccurred())
+		nsRequests := 0
+		for _, e := range events {
+			if e.ObjectRef != nil && e.ObjectRef.Resource == "namespaces" && e.ObjectRef.Name == ns {
+				nsRequests++
+			}
+		}
+		t.Logf("%d concurrent applies sent %d namespace requests", n, nsRequests)
+		g.Expect(nsRequests).To(Equal(2), "one live read and one create for all %d applies", n)
 	})
 
 	t.Run("a second apply with an in-sync cache sends no request at all", func(t *testing.T) {
