@@ -165,7 +165,7 @@ func (r *Reconciler) applyCluster(ctx context.Context, mr *hubv1.MyResource, p p
 		// when the cluster turns Unreachable and when it answers again.
 		r.Registry.Suspect(name)
 	default:
-		res.retry = fmt.Errorf("cluster %s: %w", name, err)
+		res.retry = err // it names the cluster already
 	}
 	return res
 }

@@ -3,12 +3,15 @@ package hub
 import (
 	"context"
 	"slices"
+	"time"
 
+	"golang.org/x/time/rate"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/workqueue"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/cluster"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
@@ -67,8 +70,23 @@ func (r *Reconciler) SetupWithManager(mgr mcmanager.Manager, registry Subscriber
 			mcbuilder.WithEngageWithProviderClusters(true),
 			mcbuilder.WithPredicates(managedByUs())).
 		WatchesRawSource(source.TypedChannel(changes, handler.TypedEnqueueRequestsFromMapFunc(r.affectedBy))).
-		WithOptions(controller.TypedOptions[mcreconcile.Request]{MaxConcurrentReconciles: maxConcurrent}).
+		WithOptions(controller.TypedOptions[mcreconcile.Request]{MaxConcurrentReconciles: maxConcurrent, RateLimiter: retryLimiter()}).
 		Complete(r)
+}
+
+// maxRetryDelay caps the backoff of a MyResource whose member keeps
+// refusing it (a quota, a namespace being deleted). client-go's default cap,
+// 1000 s, would leave it failing for up to 16 minutes after the member
+// accepts it again; no watch tells us when a quota is lifted.
+const maxRetryDelay = 2 * time.Minute
+
+// retryLimiter is client-go's default controller rate limiter with the
+// per-item backoff capped at maxRetryDelay.
+func retryLimiter() workqueue.TypedRateLimiter[mcreconcile.Request] {
+	return workqueue.NewTypedMaxOfRateLimiter(
+		workqueue.NewTypedItemExponentialFailureRateLimiter[mcreconcile.Request](5*time.Millisecond, maxRetryDelay),
+		&workqueue.TypedBucketRateLimiter[mcreconcile.Request]{Limiter: rate.NewLimiter(rate.Limit(10), 100)},
+	)
 }
 
 // ownerOf maps an owned member object to its hub MyResource (the local

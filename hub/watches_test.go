@@ -2,15 +2,20 @@ package hub
 
 import (
 	"context"
+	"slices"
 	"testing"
+	"time"
 
 	. "github.com/onsi/gomega"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/cluster"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/multicluster-runtime/pkg/multicluster"
+	mcreconcile "sigs.k8s.io/multicluster-runtime/pkg/reconcile"
 
 	hubv1 "example.com/hub-operator/api/v1"
 	"example.com/hub-operator/clusterregistry"
@@ -85,4 +90,19 @@ func TestAffectedBy(t *testing.T) {
 			g.Expect(got).To(ConsistOf(tt.want))
 		})
 	}
+}
+
+func TestRetryBackoffIsCappedAtTwoMinutes(t *testing.T) {
+	g := NewWithT(t)
+	limiter := retryLimiter()
+	refused := mcreconcile.Request{Request: reconcile.Request{NamespacedName: types.NamespacedName{Namespace: "a", Name: "refused"}}}
+	var delays []time.Duration
+	for range 40 { // a member refusing for hours
+		delays = append(delays, limiter.When(refused))
+	}
+	g.Expect(delays[0]).To(BeNumerically("<", time.Second), "the first retry is quick")
+	g.Expect(delays[len(delays)-1]).To(Equal(maxRetryDelay), "a quota lifted later is retried within %s", maxRetryDelay)
+	g.Expect(slices.Max(delays)).To(Equal(maxRetryDelay))
+	limiter.Forget(refused)
+	g.Expect(limiter.When(refused)).To(BeNumerically("<", time.Second), "success resets the backoff")
 }
