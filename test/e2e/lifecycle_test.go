@@ -207,9 +207,12 @@ func TestDeletion(t *testing.T) {
 			}
 			return c.Reason
 		}).WithTimeout(60 * time.Second).Should(Equal(hubv1.ReasonCleanupPending))
+		// A patch, not an update: the operator keeps writing the status of a
+		// deletion it cannot finish, and a user's annotation must not race it.
 		cur := get(t, mr)
-		cur.Annotations = map[string]string{hubv1.ForceOrphanAnnotation: "true"}
-		g.Expect(env.Hub.Client.Update(t.Context(), cur)).To(Succeed())
+		forced := cur.DeepCopy()
+		forced.Annotations = map[string]string{hubv1.ForceOrphanAnnotation: "true"}
+		g.Expect(env.Hub.Client.Patch(t.Context(), forced, client.MergeFrom(cur))).To(Succeed())
 		g.Eventually(func() bool {
 			err := env.Hub.Client.Get(t.Context(), client.ObjectKeyFromObject(mr), &hubv1.MyResource{})
 			return err != nil && client.IgnoreNotFound(err) == nil
