@@ -144,7 +144,9 @@ func TestLeaderKilledStandbyTakesOverAndConverges(t *testing.T) {
 	takeover := since(killed)
 	t.Logf("lease taken over by %s %s after SIGKILL of the leader (bound %s = lease duration %s + 2x retry period %s + slack %s)",
 		newHolder, takeover, takeoverBound, leaseDuration, retryPeriod, slack)
-	g.Expect(acquired(g, standby)).To(BeTrue(), "the standby process is the new leader")
+	// The Lease is written before client-go logs the acquisition.
+	g.Eventually(func(g Gomega) bool { return acquired(g, standby) }).
+		WithTimeout(10*time.Second).Should(BeTrue(), "the standby process is the new leader")
 
 	eventuallyReady(t, second, 90*time.Second)
 	t.Logf("MyResource created after the kill Ready %s after the kill (%s after the takeover)", since(killed), since(killed)-takeover)
