@@ -69,6 +69,9 @@ type Reconciler struct {
 	ClusterTimeout time.Duration
 	// Metrics records apply requests; nil records nothing.
 	Metrics *Metrics
+
+	// settle holds back progress statuses that are about to turn Ready.
+	settle settler
 }
 
 // clusterResult is what one cluster's work produced.
@@ -92,9 +95,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, req mcreconcile.Request) (ct
 	}
 	mr := &hubv1.MyResource{}
 	if err := r.Hub.Get(ctx, req.NamespacedName, mr); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.settle.forget(req.NamespacedName)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !mr.DeletionTimestamp.IsZero() {
+		r.settle.forget(req.NamespacedName)
 		return r.reconcileDelete(ctx, mr)
 	}
 	if !controllerutil.ContainsFinalizer(mr, hubv1.FinalizerName) {
@@ -124,6 +131,13 @@ func (r *Reconciler) reconcileNormal(ctx context.Context, mr *hubv1.MyResource) 
 		entries = append(entries, r.cleanupUnselected(ctx, mr, p)...)
 	}
 	st := aggregate(mr, entries, p, readyReason)
+	if retry == nil && !recheck {
+		if wait := r.settle.hold(mr, st, time.Now()); wait > 0 {
+			// The member watches re-queue us when the Deployments turn
+			// Available; this requeue writes the progress status otherwise.
+			return ctrl.Result{RequeueAfter: wait}, nil
+		}
+	}
 	if err := r.writeStatus(ctx, mr, st); err != nil {
 		return ctrl.Result{}, err
 	}

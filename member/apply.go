@@ -102,18 +102,42 @@ func (a *Applier) Apply(ctx context.Context, mr *hubv1.MyResource, t Target) (hu
 		return failedStatus(t.Name, mr, nil, err), err
 	}
 
-	observed := &appsv1.Deployment{}
-	if err := a.applyObject(ctx, t, mr, desired.Deployment, observed); err != nil {
-		return failedStatus(t.Name, mr, nil, err), err
+	// The Deployment and the Service are read together, then written
+	// together: a new MyResource waits for two requests in a row on each
+	// member rather than four. Nothing is written until both are known to be
+	// ours, so a foreign Deployment does not get a Service of ours beside it.
+	observed, observedSvc := &appsv1.Deployment{}, &corev1.Service{}
+	var depStale, svcStale bool
+	var depErr, svcErr error
+	both(func() {
+		depStale, depErr = a.outOfSync(ctx, t, mr, desired.Deployment, observed)
+	}, func() {
+		if desired.Service != nil {
+			svcStale, svcErr = a.outOfSync(ctx, t, mr, desired.Service, observedSvc)
+		}
+	})
+	if depErr == nil && svcErr == nil {
+		both(func() {
+			if depStale {
+				depErr = a.writeObject(ctx, t, desired.Deployment, observed)
+			}
+		}, func() {
+			switch {
+			case desired.Service == nil:
+				svcErr = a.deleteStaleService(ctx, t, mr)
+			case svcStale:
+				svcErr = a.writeObject(ctx, t, desired.Service, observedSvc)
+			}
+		})
 	}
-
-	if desired.Service != nil {
-		err = a.applyObject(ctx, t, mr, desired.Service, &corev1.Service{})
-	} else {
-		err = a.deleteStaleService(ctx, t, mr)
+	if depErr != nil {
+		return failedStatus(t.Name, mr, nil, depErr), depErr
 	}
-	if err != nil {
-		return failedStatus(t.Name, mr, observed, err), err
+	if svcErr != nil {
+		if observed.UID == "" {
+			observed = nil // not in the member, and not written because of the Service
+		}
+		return failedStatus(t.Name, mr, observed, svcErr), svcErr
 	}
 
 	st := Status(observed, mr.Generation)
@@ -219,32 +243,45 @@ func (a *Applier) checkNamespace(ctx context.Context, t Target, ns *corev1.Names
 	return nil
 }
 
-// applyObject brings one Deployment or Service in line with desired and
-// leaves the member's version in observed. It writes only when the object
-// is missing or out of sync, and never when someone else owns it.
-func (a *Applier) applyObject(ctx context.Context, t Target, mr *hubv1.MyResource, desired, observed client.Object) error {
+// both runs f and g at once and returns when both are done.
+func both(f, g func()) {
+	var wg sync.WaitGroup
+	wg.Go(g)
+	f()
+	wg.Wait()
+}
+
+// outOfSync reads the member's version of desired into observed and says
+// whether it must be written: it is missing, or differs in a field we set.
+// An object someone else owns is a *ConflictError and is never written.
+func (a *Applier) outOfSync(ctx context.Context, t Target, mr *hubv1.MyResource, desired, observed client.Object) (bool, error) {
 	log := ctrl.LoggerFrom(ctx)
 	kind := kindOf(desired)
 	found, err := a.observe(ctx, t, desired, observed)
 	if err != nil {
-		return err
+		return false, err
 	}
-	if found {
-		if !a.owned(observed, mr.Namespace, mr.Name) {
-			return a.conflict(ctx, t, kind, observed)
-		}
-		ok, diff, err := inSync(desired, observed)
-		if err != nil {
-			return fmt.Errorf("cluster %s: compare %s %s: %w", t.Name, kind, klog.KObj(desired), err)
-		}
-		if ok {
-			return nil
-		}
-		log.V(1).Info("Applying "+kind, kind, klog.KObj(desired), "reason", "out of sync", "diff", diff)
-	} else {
+	if !found {
 		log.V(1).Info("Applying "+kind, kind, klog.KObj(desired), "reason", "missing")
+		return true, nil
 	}
+	if !a.owned(observed, mr.Namespace, mr.Name) {
+		return false, a.conflict(ctx, t, kind, observed)
+	}
+	ok, diff, err := inSync(desired, observed)
+	if err != nil {
+		return false, fmt.Errorf("cluster %s: compare %s %s: %w", t.Name, kind, klog.KObj(desired), err)
+	}
+	if !ok {
+		log.V(1).Info("Applying "+kind, kind, klog.KObj(desired), "reason", "out of sync", "diff", diff)
+	}
+	return !ok, nil
+}
 
+// writeObject server-side applies desired and leaves the member's answer
+// in observed.
+func (a *Applier) writeObject(ctx context.Context, t Target, desired, observed client.Object) error {
+	kind := kindOf(desired)
 	u, err := applyPayload(desired)
 	if err != nil {
 		return fmt.Errorf("cluster %s: %w", t.Name, err)

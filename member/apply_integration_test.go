@@ -363,6 +363,26 @@ func TestApplyIntegration(t *testing.T) {
 		g.Expect(liveDeployment(g, "conflict").UID).To(Equal(theirs.UID), "Delete leaves what is not ours")
 	})
 
+	t.Run("a pre-existing unmanaged Service yields a ConflictError and nothing is written", func(t *testing.T) {
+		g := NewWithT(t)
+		mr := newMR("conflict-svc")
+		g.Expect(m1.Client.Create(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "conflict-svc"}})).To(Succeed())
+		theirs := &corev1.Service{
+			ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "conflict-svc"},
+			Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 80}}, Selector: map[string]string{"app": "theirs"}},
+		}
+		g.Expect(m1.Client.Create(t.Context(), theirs, client.FieldOwner("someone-else"))).To(Succeed())
+		writes.take()
+
+		_, err := applier.Apply(t.Context(), mr, target)
+		var conflict *ConflictError
+		g.Expect(errors.As(err, &conflict)).To(BeTrue(), "got %v", err)
+		g.Expect(conflict.Kind).To(Equal("Service"))
+		g.Expect(writes.take()).To(BeEmpty(), "the Deployment waits until the Service is known to be ours")
+		g.Expect(apierrors.IsNotFound(m1.Client.Get(t.Context(), client.ObjectKey{Namespace: "conflict-svc", Name: "web"}, &appsv1.Deployment{}))).
+			To(BeTrue())
+	})
+
 	t.Run("removing spec.service deletes the owned Service", func(t *testing.T) {
 		g := NewWithT(t)
 		mr := newMR("drop-service")
