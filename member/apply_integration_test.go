@@ -207,6 +207,29 @@ func TestApplyIntegration(t *testing.T) {
 		g.Expect(nsRequests).To(Equal(2), "one live read and one create for all %d applies", n)
 	})
 
+	t.Run("a new MyResource costs one read and one apply per object, both objects at once", func(t *testing.T) {
+		g := NewWithT(t)
+		const ns = "two-steps"
+		_, err := applier.Apply(t.Context(), newMR(ns), target)
+		g.Expect(err).NotTo(HaveOccurred())
+		// The audit log records a request when it completes: reads in a row
+		// before writes in a row means neither write waited for the other
+		// object's read, and no write went out before both were judged ours.
+		g.Eventually(func(g Gomega) {
+			events, err := m1.AuditEvents()
+			g.Expect(err).NotTo(HaveOccurred())
+			var seq []string
+			for _, e := range events {
+				if e.ObjectRef != nil && e.ObjectRef.Namespace == ns && e.ObjectRef.Resource != "namespaces" && e.Verb != "list" && e.Verb != "watch" {
+					seq = append(seq, e.Verb+" "+e.ObjectRef.Resource)
+				}
+			}
+			g.Expect(seq).To(HaveLen(4), "%v", seq)
+			g.Expect(seq[:2]).To(ConsistOf("get deployments", "get services"))
+			g.Expect(seq[2:]).To(ConsistOf("patch deployments", "patch services"))
+		}).WithContext(t.Context()).WithTimeout(waitTimeout).Should(Succeed())
+	})
+
 	t.Run("a second apply with an in-sync cache sends no request at all", func(t *testing.T) {
 		g := NewWithT(t)
 		mr := newMR("at-rest")

@@ -16,6 +16,7 @@ import (
 
 	hubv1 "example.com/hub-operator/api/v1"
 	"example.com/hub-operator/test/controlplane"
+	"example.com/hub-operator/test/suite"
 )
 
 // hostileKubeconfigs are registry kubeconfigs the contract forbids, each
@@ -88,11 +89,11 @@ func TestInvalidKubeconfigIsReportedAndNeverLeaks(t *testing.T) {
 	g.Eventually(func(g Gomega) {
 		got := get(t, mr)
 		for _, name := range names {
-			c := clusterCondition(got, name, hubv1.ClusterConditionApplied)
+			c := suite.ClusterCondition(got, name, hubv1.ClusterConditionApplied)
 			g.Expect(c).NotTo(BeNil(), name)
 			g.Expect(c.Reason).To(Equal(hubv1.ReasonInvalidKubeconfig), name)
 		}
-		ok := clusterCondition(got, "m1", hubv1.ClusterConditionAvailable)
+		ok := suite.ClusterCondition(got, "m1", hubv1.ClusterConditionAvailable)
 		g.Expect(ok).NotTo(BeNil())
 		g.Expect(ok.Status).To(Equal(metav1.ConditionTrue), "valid clusters keep being served")
 	}).WithTimeout(60 * time.Second).Should(Succeed())
@@ -186,11 +187,11 @@ func TestBlackHoledMemberDoesNotDelayTheOthers(t *testing.T) {
 	g.Eventually(func(g Gomega) {
 		got := get(t, mr)
 		for _, c := range []string{"m1", "m2"} {
-			a := clusterCondition(got, c, hubv1.ClusterConditionAvailable)
+			a := suite.ClusterCondition(got, c, hubv1.ClusterConditionAvailable)
 			g.Expect(a).NotTo(BeNil())
 			g.Expect(a.Status).To(Equal(metav1.ConditionTrue), c)
 		}
-		u := clusterCondition(got, "m3", hubv1.ClusterConditionApplied)
+		u := suite.ClusterCondition(got, "m3", hubv1.ClusterConditionApplied)
 		g.Expect(u).NotTo(BeNil())
 		g.Expect(u.Reason).To(Equal(hubv1.ReasonClusterUnreachable))
 		g.Expect(got.Status.ReadyClusters).To(Equal(int32(2)))

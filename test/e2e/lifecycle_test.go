@@ -14,6 +14,7 @@ import (
 
 	hubv1 "example.com/hub-operator/api/v1"
 	"example.com/hub-operator/test/controlplane"
+	"example.com/hub-operator/test/suite"
 )
 
 func TestSpecChangesAndDriftConverge(t *testing.T) {
@@ -83,12 +84,12 @@ func TestUnmanagedObjectIsNeverTakenOver(t *testing.T) {
 	g.Expect(env.Hub.Client.Create(t.Context(), mr)).To(Succeed())
 	g.Eventually(func(g Gomega) {
 		got := get(t, mr)
-		c := clusterCondition(got, "m2", hubv1.ClusterConditionApplied)
+		c := suite.ClusterCondition(got, "m2", hubv1.ClusterConditionApplied)
 		g.Expect(c).NotTo(BeNil())
 		g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
 		g.Expect(c.Reason).To(Equal(hubv1.ReasonConflict))
 		g.Expect(c.Message).To(ContainSubstring("payments-deployer"), "names the existing owner's field manager")
-		ok := clusterCondition(got, "m1", hubv1.ClusterConditionAvailable)
+		ok := suite.ClusterCondition(got, "m1", hubv1.ClusterConditionAvailable)
 		g.Expect(ok).NotTo(BeNil())
 		g.Expect(ok.Status).To(Equal(metav1.ConditionTrue), "the other cluster is fine")
 	}).WithTimeout(60 * time.Second).Should(Succeed())

@@ -17,6 +17,7 @@ import (
 
 	hubv1 "example.com/hub-operator/api/v1"
 	"example.com/hub-operator/test/controlplane"
+	"example.com/hub-operator/test/suite"
 )
 
 const (
@@ -63,7 +64,7 @@ func TestBurstOf500MyResourcesAllBecomeReadyWithBoundedStatusWritesAndCleanUp(t 
 		g.Expect(env.Hub.Client.List(ctx, &list, client.InNamespace(ns))).To(Succeed())
 		ready = 0
 		for i := range list.Items {
-			if isReady(&list.Items[i]) {
+			if suite.IsReady(&list.Items[i]) {
 				ready++
 			}
 		}

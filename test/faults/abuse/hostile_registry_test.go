@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	hubv1 "example.com/hub-operator/api/v1"
+	"example.com/hub-operator/test/suite"
 )
 
 // hostileToken is a recognisable credential planted in hostile kubeconfigs.
@@ -202,12 +203,12 @@ func TestHostileRegistrySecretsAreInvalidNeverExecutedNorReadAndNeverLeak(t *tes
 	g.Eventually(func(g Gomega) {
 		got := get(ctx, g, selecting)
 		for _, name := range names {
-			c := clusterCondition(got, name, hubv1.ClusterConditionApplied)
+			c := suite.ClusterCondition(got, name, hubv1.ClusterConditionApplied)
 			g.Expect(c).NotTo(BeNil(), name)
 			g.Expect(c.Status).To(Equal(metav1.ConditionFalse), name)
 			g.Expect(c.Reason).To(Equal(hubv1.ReasonInvalidKubeconfig), "%s: %s", name, c.Message)
 		}
-		a := clusterCondition(got, "m1", hubv1.ClusterConditionAvailable)
+		a := suite.ClusterCondition(got, "m1", hubv1.ClusterConditionAvailable)
 		g.Expect(a).NotTo(BeNil())
 		g.Expect(a.Status).To(Equal(metav1.ConditionTrue), "m1 keeps being served")
 		for _, name := range names {
@@ -220,10 +221,10 @@ func TestHostileRegistrySecretsAreInvalidNeverExecutedNorReadAndNeverLeak(t *tes
 	}).WithTimeout(90 * time.Second).WithPolling(time.Second).Should(Succeed())
 	got := get(ctx, g, selecting)
 	for _, name := range names {
-		t.Logf("%-18s -> %s: %s", name, hubv1.ReasonInvalidKubeconfig, clusterCondition(got, name, hubv1.ClusterConditionApplied).Message)
+		t.Logf("%-18s -> %s: %s", name, hubv1.ReasonInvalidKubeconfig, suite.ClusterCondition(got, name, hubv1.ClusterConditionApplied).Message)
 	}
 	for _, name := range []string{"bad-hub", "bad-hub-localhost"} {
-		g.Expect(clusterCondition(got, name, hubv1.ClusterConditionApplied).Message).To(ContainSubstring("hub"),
+		g.Expect(suite.ClusterCondition(got, name, hubv1.ClusterConditionApplied).Message).To(ContainSubstring("hub"),
 			"%s: the reason says the hub cannot be its own member", name)
 	}
 	g.Eventually(func(g Gomega) {

@@ -12,6 +12,7 @@ import (
 
 	hubv1 "example.com/hub-operator/api/v1"
 	"example.com/hub-operator/test/controlplane"
+	"example.com/hub-operator/test/suite"
 )
 
 // backoffWindow is how long the requests to a refusing member are counted.
@@ -47,12 +48,12 @@ func TestMemberQuotaRefusalIsApplyFailedRetriedWithBackoffAndConvergesWhenLifted
 	mr := newMyResource(ns, "web", "m1", "m2", "m3")
 	g.Expect(env.Hub.Client.Create(ctx, mr)).To(Succeed())
 	refusedBy(t, mr, "m2", "exceeded quota")
-	t.Logf("m2 refused with the member's message: %s", clusterCondition(get(ctx, g, mr), "m2", hubv1.ClusterConditionApplied).Message)
+	t.Logf("m2 refused with the member's message: %s", suite.ClusterCondition(get(ctx, g, mr), "m2", hubv1.ClusterConditionApplied).Message)
 
 	requests := countRequestsDuring(t, m2, ns)
 	g.Expect(requests).To(BeNumerically(">", 0), "the operator keeps retrying the refused cluster")
 	g.Expect(requests).To(BeNumerically("<=", maxRequestsInWindow), "the operator backs off instead of hot-looping")
-	c := clusterCondition(get(ctx, g, mr), "m2", hubv1.ClusterConditionApplied)
+	c := suite.ClusterCondition(get(ctx, g, mr), "m2", hubv1.ClusterConditionApplied)
 	g.Expect(c.Reason).To(Equal(hubv1.ReasonApplyFailed), "still refused after the window")
 
 	g.Expect(m2.Client.Delete(ctx, quota)).To(Succeed())
@@ -89,7 +90,7 @@ func TestTerminatingMemberNamespaceIsApplyFailedWhileOtherClustersAreReady(t *te
 	mr := newMyResource(ns, "web", "m1", "m2", "m3")
 	g.Expect(env.Hub.Client.Create(ctx, mr)).To(Succeed())
 	refusedBy(t, mr, "m3", "being deleted")
-	t.Logf("m3 refused: %s", clusterCondition(get(ctx, g, mr), "m3", hubv1.ClusterConditionApplied).Message)
+	t.Logf("m3 refused: %s", suite.ClusterCondition(get(ctx, g, mr), "m3", hubv1.ClusterConditionApplied).Message)
 
 	// Once the namespace is gone, the operator creates it again and converges.
 	release()
@@ -113,7 +114,7 @@ func refusedBy(t *testing.T, mr *hubv1.MyResource, cluster, want string) {
 	t.Helper()
 	NewWithT(t).Eventually(func(g Gomega) {
 		got := get(t.Context(), g, mr)
-		c := clusterCondition(got, cluster, hubv1.ClusterConditionApplied)
+		c := suite.ClusterCondition(got, cluster, hubv1.ClusterConditionApplied)
 		g.Expect(c).NotTo(BeNil())
 		g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
 		g.Expect(c.Reason).To(Equal(hubv1.ReasonApplyFailed))
@@ -122,7 +123,7 @@ func refusedBy(t *testing.T, mr *hubv1.MyResource, cluster, want string) {
 			if other == cluster {
 				continue
 			}
-			a := clusterCondition(got, other, hubv1.ClusterConditionAvailable)
+			a := suite.ClusterCondition(got, other, hubv1.ClusterConditionAvailable)
 			g.Expect(a).NotTo(BeNil(), other)
 			g.Expect(a.Status).To(Equal(metav1.ConditionTrue), other)
 		}

@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	hubv1 "example.com/hub-operator/api/v1"
+	"example.com/hub-operator/test/suite"
 )
 
 // A stopped member refuses connections, so the registry's next probe fails
@@ -44,7 +45,7 @@ func TestStoppedMemberMidRolloutIsReportedUnreachableAndConvergesWhenBack(t *tes
 	waitStopped := stopMember(t, m2)
 
 	g.Eventually(func(g Gomega) {
-		c := clusterCondition(get(ctx, g, mr), "m2", hubv1.ClusterConditionApplied)
+		c := suite.ClusterCondition(get(ctx, g, mr), "m2", hubv1.ClusterConditionApplied)
 		g.Expect(c).NotTo(BeNil())
 		g.Expect(c.Reason).To(Equal(hubv1.ReasonClusterUnreachable))
 	}).WithTimeout(unreachableBound).WithPolling(100 * time.Millisecond).Should(Succeed())
@@ -57,13 +58,13 @@ func TestStoppedMemberMidRolloutIsReportedUnreachableAndConvergesWhenBack(t *tes
 			g.Expect(clusterServes(got, c)).To(BeTrue(), "%s runs generation %d: %+v", c, got.Generation, got.Status.Clusters)
 		}
 		g.Expect(got.Status.ReadyClusters).To(Equal(int32(2)))
-		g.Expect(isReady(got)).To(BeFalse(), "not Ready while m2 is down")
+		g.Expect(suite.IsReady(got)).To(BeFalse(), "not Ready while m2 is down")
 		// Still what the user reads once the registry, not only a failed
 		// apply, knows m2 is down.
 		var secret corev1.Secret
 		g.Expect(env.Hub.Client.Get(ctx, client.ObjectKey{Namespace: registryNS, Name: "m2"}, &secret)).To(Succeed())
 		g.Expect(secret.Annotations).To(HaveKeyWithValue(hubv1.ClusterStateAnnotation, "Unreachable"))
-		c := clusterCondition(got, "m2", hubv1.ClusterConditionApplied)
+		c := suite.ClusterCondition(got, "m2", hubv1.ClusterConditionApplied)
 		g.Expect(c).NotTo(BeNil())
 		g.Expect(c.Reason).To(Equal(hubv1.ReasonClusterUnreachable))
 		d := meta.FindStatusCondition(got.Status.Conditions, hubv1.ConditionDegraded)
@@ -138,7 +139,7 @@ func createAndTime(t *testing.T, mrs []*hubv1.MyResource) latencies {
 			began := time.Now()
 			g.Expect(env.Hub.Client.Create(t.Context(), mr)).To(Succeed())
 			g.Eventually(func(g Gomega) {
-				g.Expect(isReady(get(t.Context(), g, mr))).To(BeTrue())
+				g.Expect(suite.IsReady(get(t.Context(), g, mr))).To(BeTrue())
 			}).WithTimeout(120 * time.Second).WithPolling(100 * time.Millisecond).Should(Succeed())
 			out[i] = time.Since(began)
 		})
@@ -218,7 +219,7 @@ func TestBlackHoledMemberHoldsNoReconcileWorker(t *testing.T) {
 	g.Expect(during.max()).To(BeNumerically("<=", bound),
 		"during the cut, create->Ready on m1 stays within 2x before + a cluster timeout (%s)", bound)
 	g.Eventually(func(g Gomega) {
-		c := clusterCondition(get(ctx, g, both[0]), "m3", hubv1.ClusterConditionApplied)
+		c := suite.ClusterCondition(get(ctx, g, both[0]), "m3", hubv1.ClusterConditionApplied)
 		g.Expect(c).NotTo(BeNil())
 		g.Expect(c.Reason).To(Equal(hubv1.ReasonClusterUnreachable))
 	}).WithTimeout(30 * time.Second).Should(Succeed())

@@ -13,6 +13,7 @@ import (
 
 	hubv1 "example.com/hub-operator/api/v1"
 	"example.com/hub-operator/test/controlplane"
+	"example.com/hub-operator/test/suite"
 )
 
 // memberTotal counts the Deployments and Services of hub namespace ns in every member.
@@ -150,7 +151,7 @@ func TestLeaderKilledStandbyTakesOverAndConverges(t *testing.T) {
 
 	eventuallyReady(t, second, 90*time.Second)
 	t.Logf("MyResource created after the kill Ready %s after the kill (%s after the takeover)", since(killed), since(killed)-takeover)
-	g.Expect(isReady(get(ctx, g, first))).To(BeTrue(), "the new leader keeps the first MyResource Ready")
+	g.Expect(suite.IsReady(get(ctx, g, first))).To(BeTrue(), "the new leader keeps the first MyResource Ready")
 	g.Expect(standby.Running()).To(BeTrue())
 }
 

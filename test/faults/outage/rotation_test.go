@@ -18,6 +18,7 @@ import (
 
 	hubv1 "example.com/hub-operator/api/v1"
 	"example.com/hub-operator/test/controlplane"
+	"example.com/hub-operator/test/suite"
 )
 
 func TestKubeconfigRotationReconnectsWithoutRestartOrFlap(t *testing.T) {
@@ -192,7 +193,7 @@ func (w *readyWatch) observe(ctx context.Context, mr *hubv1.MyResource, notReady
 	}
 	w.samples++
 	now := time.Now()
-	if !isReady(got) {
+	if !suite.IsReady(got) {
 		if _, ok := notReadySince[mr.Name]; !ok {
 			notReadySince[mr.Name] = now
 			if last, ok := lastReady[mr.Name]; ok {

@@ -2,9 +2,7 @@ package outage
 
 import (
 	"context"
-	"fmt"
 	"os"
-	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -16,18 +14,19 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	hubv1 "example.com/hub-operator/api/v1"
 	"example.com/hub-operator/test/controlplane"
+	"example.com/hub-operator/test/suite"
 )
 
 // registryNS is the registry namespace of every operator of the suite.
-const registryNS = "hub-operator-system"
+const registryNS = suite.RegistryNamespace
 
-// The operator flags of the suite, as in test/e2e: short probes and timeouts
-// keep failure tests quick. The bounds the tests assert are derived from them.
+// The operator flags of the suite, suite.FastFailureArgs: short probes and
+// timeouts keep failure tests quick. The bounds the tests assert are derived
+// from them.
 const (
 	probeInterval  = 2 * time.Second
 	clusterTimeout = 5 * time.Second
@@ -49,57 +48,20 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	ctx := context.Background()
-	var err error
-	if bin, err = controlplane.BuildOperator(true); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	start := time.Now()
-	env, err = controlplane.Start(ctx, controlplane.Options{Members: []controlplane.MemberOptions{
-		{Name: "m1", Labels: map[string]string{"env": "prod", "region": "eu"}, FakeNodes: true},
-		{Name: "m2", Labels: map[string]string{"env": "staging", "region": "us"}, FakeNodes: true, Proxy: true},
-		{Name: "m3", Labels: map[string]string{"env": "prod", "region": "us"}, FakeNodes: true, Proxy: true},
-	}})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "starting control planes:", err)
-		return 1
-	}
-	defer func() { _ = env.Stop() }()
-	fmt.Printf("control planes up in %s (logs in %s)\n", time.Since(start).Round(time.Millisecond), env.Dir)
-	if err := env.Hub.InstallCRDs(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	for _, mem := range env.Members {
-		if err := env.Register(ctx, mem, registryNS, nil); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-	}
-	code := m.Run()
-	if code == 0 {
-		_ = os.RemoveAll(env.Dir)
-	} else {
-		fmt.Printf("control-plane and operator logs kept in %s\n", env.Dir)
-	}
-	return code
+	os.Exit(suite.Run(m, suite.Options{
+		Members: []controlplane.MemberOptions{
+			{Name: "m1", Labels: map[string]string{"env": "prod", "region": "eu"}, FakeNodes: true},
+			{Name: "m2", Labels: map[string]string{"env": "staging", "region": "us"}, FakeNodes: true, Proxy: true},
+			{Name: "m3", Labels: map[string]string{"env": "prod", "region": "us"}, FakeNodes: true, Proxy: true},
+		},
+		Started: func(e *controlplane.Env, b string, _ *controlplane.Operator) { env, bin = e, b },
+	}))
 }
 
 // operatorArgs are the suite's operator flags, then extra ones (later wins).
 func operatorArgs(extra ...string) []string {
-	return append([]string{
-		"--member-probe-interval=" + probeInterval.String(),
-		"--cluster-timeout=" + clusterTimeout.String(),
-		"--member-request-timeout=" + requestTimeout.String(),
-	}, extra...)
+	return append(suite.FastFailureArgs(), extra...)
 }
-
-var nonName = regexp.MustCompile(`[^a-z0-9-]+`)
 
 // startOperator runs the real binary for this test, named after it (its log
 // is <env.Dir>/<name>.log), and stops it when the test ends.
@@ -121,72 +83,22 @@ func startOperator(t *testing.T, name string, extraArgs ...string) *controlplane
 	return op
 }
 
-// cleanupContext is for t.Cleanup functions: t.Context() is already
-// cancelled when they run.
-func cleanupContext(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(t.Context()), 2*time.Minute)
-	t.Cleanup(cancel)
-	return ctx
-}
+func cleanupContext(t *testing.T) context.Context { return suite.CleanupContext(t) }
 
-// newNamespace creates a hub namespace for one test.
-func newNamespace(t *testing.T) string {
-	t.Helper()
-	prefix := nonName.ReplaceAllString(strings.ToLower(t.Name()), "-")
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: prefix[:min(40, len(prefix))] + "-"}}
-	NewWithT(t).Expect(env.Hub.Client.Create(t.Context(), ns)).To(Succeed())
-	return ns.Name
-}
+func newNamespace(t *testing.T) string { return suite.NewNamespace(t, env.Hub.Client, "") }
 
-// newMyResource is a MyResource running one nginx replica (fake nodes are
-// shared by the whole suite) and a Service, selecting clusters by name.
+// newMyResource runs one replica: the fake nodes are shared by the whole suite.
 func newMyResource(ns, name string, clusters ...string) *hubv1.MyResource {
-	return &hubv1.MyResource{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-		Spec: hubv1.MyResourceSpec{
-			Placement: hubv1.Placement{ClusterNames: clusters},
-			Deployment: hubv1.DeploymentSpec{
-				Replicas: ptr.To[int32](1),
-				Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: "nginx:1.27"}}}},
-			},
-			Service: &hubv1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80}}},
-		},
-	}
+	return suite.NewMyResource(ns, name, 1, clusters...)
 }
 
 func get(ctx context.Context, g Gomega, mr client.Object) *hubv1.MyResource {
-	out := &hubv1.MyResource{}
-	g.Expect(env.Hub.Client.Get(ctx, client.ObjectKeyFromObject(mr), out)).To(Succeed())
-	return out
+	return suite.Get(ctx, g, env.Hub.Client, mr)
 }
 
-// isReady says whether the MyResource is Ready for its current generation.
-func isReady(mr *hubv1.MyResource) bool {
-	c := meta.FindStatusCondition(mr.Status.Conditions, hubv1.ConditionReady)
-	return mr.Status.ObservedGeneration == mr.Generation && c != nil &&
-		c.Status == metav1.ConditionTrue && c.ObservedGeneration == mr.Generation
-}
-
-// eventuallyReady waits until the MyResource is Ready for its current generation.
 func eventuallyReady(t *testing.T, mr client.Object, timeout time.Duration) *hubv1.MyResource {
 	t.Helper()
-	var got *hubv1.MyResource
-	NewWithT(t).Eventually(func(g Gomega) {
-		got = get(t.Context(), g, mr)
-		g.Expect(isReady(got)).To(BeTrue(), "%s/%s Ready: %+v; clusters: %+v", got.Namespace, got.Name,
-			meta.FindStatusCondition(got.Status.Conditions, hubv1.ConditionReady), got.Status.Clusters)
-	}).WithTimeout(timeout).WithPolling(250 * time.Millisecond).Should(Succeed())
-	return got
-}
-
-// clusterCondition finds a per-cluster condition in the status.
-func clusterCondition(mr *hubv1.MyResource, cluster, typ string) *metav1.Condition {
-	for _, c := range mr.Status.Clusters {
-		if c.Name == cluster {
-			return meta.FindStatusCondition(c.Conditions, typ)
-		}
-	}
-	return nil
+	return suite.EventuallyReady(t, env.Hub.Client, mr, timeout)
 }
 
 // clusterServes says whether a cluster runs the MyResource's current
