@@ -93,8 +93,8 @@ run: build ## Run the operator against the hub in KUBECONFIG.
 demo: control-plane ## Run the main job on local control planes (DEMO_ONCE=1 exits once Ready).
 	DEMO_ONCE=$(DEMO_ONCE) $(GO) run ./test/demo
 
-# The benchmark takes the machine for a while (the full run: about an hour on
-# 2 cores), so it is not part of `make test`; BENCH_QUICK=1 runs scenario (a)
+# The benchmark takes the machine for a while (the full run: 35 minutes on 2
+# idle cores, an hour when they are shared), so it is not part of `make test`; BENCH_QUICK=1 runs scenario (a)
 # alone in a few minutes. The scaling plot goes next to BENCH_OUT.
 BENCH_OUT ?= $(BIN)/bench/results.json
 BENCH_QUICK ?=

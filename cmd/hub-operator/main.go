@@ -51,6 +51,7 @@ type options struct {
 	memberBurst          int
 	memberRequestTimeout time.Duration
 	probeInterval        time.Duration
+	probeTimeout         time.Duration
 }
 
 func parseFlags() (options, *zap.Options) {
@@ -74,6 +75,8 @@ func parseFlags() (options, *zap.Options) {
 	flag.IntVar(&o.memberBurst, "member-burst", clusterregistry.DefaultBurst, "Client burst towards each member cluster.")
 	flag.DurationVar(&o.memberRequestTimeout, "member-request-timeout", clusterregistry.DefaultTimeout, "Timeout of one request to a member cluster.")
 	flag.DurationVar(&o.probeInterval, "member-probe-interval", clusterregistry.DefaultProbeInterval, "How often each member cluster's health is probed.")
+	flag.DurationVar(&o.probeTimeout, "member-probe-timeout", clusterregistry.DefaultProbeTimeout,
+		"How long one health probe of a member waits for GET /readyz before the member is Unreachable.")
 	zo := &zap.Options{}
 	zo.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -108,6 +111,7 @@ func run() error {
 		Burst:          o.memberBurst,
 		Timeout:        o.memberRequestTimeout,
 		ProbeInterval:  o.probeInterval,
+		ProbeTimeout:   o.probeTimeout,
 		ObserveProbe:   registryMetrics.ObserveProbe,
 	})
 	mgr, err := mcmanager.New(cfg, provider, manager.Options{

@@ -77,6 +77,7 @@ func TestChartValuesSchema(t *testing.T) {
 		{"operator.fanOut=abc", "/operator/fanOut"},
 		{"operator.clusterTimeout=15", "/operator/clusterTimeout"},
 		{"operator.memberProbeInterval=often", "/operator/memberProbeInterval"},
+		{"operator.memberProbeTimeout=5", "/operator/memberProbeTimeout"},
 		{"image.pullPolicy=Sometimes", "/image/pullPolicy"},
 		{"metrics.port=70000", "/metrics/port"},
 		{"operator.fanout=4", "fanout"},

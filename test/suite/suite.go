@@ -29,9 +29,11 @@ import (
 const RegistryNamespace = "hub-operator-system"
 
 // FastFailureArgs are the operator flags of the suites: short probes and
-// timeouts keep failure tests quick.
+// timeouts keep failure tests quick. The probe timeout stays at its default,
+// 5 s: shorter, a member of a loaded machine could be probed Unreachable
+// while it answers.
 func FastFailureArgs() []string {
-	return []string{"--member-probe-interval=2s", "--cluster-timeout=5s", "--member-request-timeout=4s"}
+	return []string{"--member-probe-interval=2s", "--member-probe-timeout=5s", "--cluster-timeout=5s", "--member-request-timeout=4s"}
 }
 
 // Options says what a suite's TestMain starts.

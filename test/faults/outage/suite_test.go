@@ -31,7 +31,7 @@ const (
 	probeInterval  = 2 * time.Second
 	clusterTimeout = 5 * time.Second
 	requestTimeout = 4 * time.Second
-	// probeTimeout is clusterregistry.DefaultProbeTimeout: the binary has no flag for it.
+	// probeTimeout is --member-probe-timeout in suite.FastFailureArgs.
 	probeTimeout = 5 * time.Second
 	// slack absorbs a loaded 2-core machine shared with other control planes:
 	// a reconcile, a status patch and our polling on top of the bound itself.
