@@ -47,6 +47,12 @@ const (
 	// conflictRecheck is how often a cluster whose object is held by someone
 	// else is re-read: that object is not ours, so no watch tells us when it goes.
 	conflictRecheck = 30 * time.Second
+	// unreachableRecheck is when a MyResource whose request to a Ready
+	// member timed out is tried again. The probe that Suspect starts either
+	// fails, and the registry re-queues us and later reconciles skip the
+	// member, or passes (a slow moment of a live member), and then nothing
+	// else would re-queue us.
+	unreachableRecheck = 10 * time.Second
 	// cleanupRecheck bounds how long a pending cleanup waits for a watch event.
 	cleanupRecheck = time.Minute
 	// registryWait is how often a reconcile retries while the registry starts.
@@ -79,8 +85,8 @@ type clusterResult struct {
 	status hubv1.ClusterStatus
 	// retry asks for a backoff retry: the member refused or failed transiently.
 	retry error
-	// recheck asks for a re-read after conflictRecheck.
-	recheck bool
+	// recheck asks for another reconcile after that long; 0 asks for none.
+	recheck time.Duration
 }
 
 // Reconcile converges one MyResource. Only requests for the hub (the local
@@ -131,7 +137,7 @@ func (r *Reconciler) reconcileNormal(ctx context.Context, mr *hubv1.MyResource) 
 		entries = append(entries, r.cleanupUnselected(ctx, mr, p)...)
 	}
 	st := aggregate(mr, entries, p, readyReason)
-	if retry == nil && !recheck {
+	if retry == nil && recheck == 0 {
 		if wait := r.settle.hold(mr, st, time.Now()); wait > 0 {
 			// The member watches re-queue us when the Deployments turn
 			// Available; this requeue writes the progress status otherwise.
@@ -144,8 +150,11 @@ func (r *Reconciler) reconcileNormal(ctx context.Context, mr *hubv1.MyResource) 
 	if retry != nil {
 		return ctrl.Result{}, retry
 	}
-	if recheck || hasReason(entries, hubv1.ReasonCleanupPending) {
-		return ctrl.Result{RequeueAfter: conflictRecheck}, nil
+	if hasReason(entries, hubv1.ReasonCleanupPending) {
+		recheck = sooner(recheck, conflictRecheck)
+	}
+	if recheck > 0 {
+		return ctrl.Result{RequeueAfter: recheck}, nil
 	}
 	return ctrl.Result{}, nil
 }
@@ -173,11 +182,12 @@ func (r *Reconciler) applyCluster(ctx context.Context, mr *hubv1.MyResource, p p
 	case member.IsInvalidSpec(err):
 		// Only a spec change fixes it, and a spec change re-queues us.
 	case reason == hubv1.ReasonConflict:
-		res.recheck = true
+		res.recheck = conflictRecheck
 	case reason == hubv1.ReasonClusterUnreachable:
 		// Probed now rather than at the next tick; the registry re-queues us
 		// when the cluster turns Unreachable and when it answers again.
 		r.Registry.Suspect(name)
+		res.recheck = unreachableRecheck
 	default:
 		res.retry = err // it names the cluster already
 	}
@@ -441,16 +451,24 @@ func (r *Reconciler) clusterTimeout() time.Duration {
 }
 
 // collect flattens per-cluster results, joining the errors worth a retry.
-func collect(results map[string]clusterResult) (entries []hubv1.ClusterStatus, recheck bool, retry error) {
+func collect(results map[string]clusterResult) (entries []hubv1.ClusterStatus, recheck time.Duration, retry error) {
 	var errs []error
 	for _, res := range results {
 		entries = append(entries, res.status)
 		if res.retry != nil {
 			errs = append(errs, res.retry)
 		}
-		recheck = recheck || res.recheck
+		recheck = sooner(recheck, res.recheck)
 	}
 	return entries, recheck, errors.Join(errs...)
+}
+
+// sooner is the shorter of two waits, where 0 means no wait asked for.
+func sooner(a, b time.Duration) time.Duration {
+	if a == 0 || (b > 0 && b < a) {
+		return b
+	}
+	return a
 }
 
 func hasReason(entries []hubv1.ClusterStatus, reason string) bool {
