@@ -217,6 +217,12 @@ func (r *Reconciler) target(ctx context.Context, mr *hubv1.MyResource, p placeme
 		return member.Target{}, clusterResult{status: unobserved(prev, name, hubv1.ReasonClusterNotFound,
 			fmt.Sprintf("no registry Secret named %q carries the label %s=true", name, hubv1.MemberClusterLabel), mr.Generation)}, false
 	}
+	if info.State == clusterregistry.StateConnecting && prev != nil {
+		// Every operator start and leader change begins each cluster in
+		// Connecting: what was last seen there still stands until the
+		// connection says otherwise, and the registry re-queues us then.
+		return member.Target{}, clusterResult{status: *prev}, false
+	}
 	if info.State != clusterregistry.StateReady {
 		return member.Target{}, clusterResult{status: unobserved(prev, name, stateReason(info), info.Message, mr.Generation)}, false
 	}
