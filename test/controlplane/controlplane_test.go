@@ -14,6 +14,7 @@ import (
 
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -75,6 +76,30 @@ func TestHubAndTwoMembers(t *testing.T) {
 			g.Expect(dep.Status.Conditions).To(ContainElement(And(
 				HaveField("Type", appsv1.DeploymentAvailable), HaveField("Status", corev1.ConditionTrue))))
 		}).WithTimeout(60 * time.Second).Should(Succeed())
+	})
+
+	t.Run("kwok renews a Lease for every fake Node, the heartbeat that keeps it Ready", func(t *testing.T) {
+		// Without the Lease the only heartbeat is kwok's node status stage,
+		// 600-1210 s apart: the Nodes went Unknown past the controller
+		// manager's grace period and their Pods NotReady for good.
+		g := NewWithT(t)
+		m1 := env.Member("m1")
+		first := map[string]time.Time{}
+		g.Eventually(func(g Gomega) {
+			var nodes corev1.NodeList
+			g.Expect(m1.Client.List(t.Context(), &nodes)).To(Succeed())
+			g.Expect(nodes.Items).To(HaveLen(FakeNodeCount))
+			for _, n := range nodes.Items {
+				var l coordinationv1.Lease
+				g.Expect(m1.Client.Get(t.Context(), client.ObjectKey{Namespace: corev1.NamespaceNodeLease, Name: n.Name}, &l)).To(Succeed())
+				g.Expect(l.Spec.RenewTime).NotTo(BeNil())
+				renewed := l.Spec.RenewTime.Time
+				if _, seen := first[n.Name]; !seen {
+					first[n.Name] = renewed
+				}
+				g.Expect(renewed).To(BeTemporally(">", first[n.Name]), "Lease of Node %s renewed", n.Name)
+			}
+		}).WithTimeout(3 * nodeLeaseSeconds * time.Second).WithPolling(time.Second).Should(Succeed())
 	})
 
 	t.Run("a member is registered on the hub as the contract says", func(t *testing.T) {

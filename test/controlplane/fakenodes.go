@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -18,6 +19,18 @@ import (
 //
 //go:embed kwok-stages.yaml
 var kwokStages []byte
+
+// nodeLeaseSeconds is the duration of the Lease kwok holds and renews for
+// every fake Node (a quarter of it apart, as a kubelet does), the Nodes'
+// heartbeat. kwok v0.8.0 started with --config keeps no Node Leases unless
+// this flag is given, and its heartbeat stage (node-heartbeat-with-lease)
+// rewrites a Node's status only 600-1210 s apart: every fake Node then
+// missed kube-controller-manager's grace period about ten minutes after it
+// was created, went Unknown, and the node lifecycle controller marked every
+// Pod on it NotReady, which kwok never undoes (its pod-ready stage selects
+// Pending Pods only). A suite older than ten minutes saw its members'
+// Deployments drop to 0 available.
+const nodeLeaseSeconds = 40
 
 // FakeNodeCount is how many fake Nodes a FakeNodes member gets.
 const FakeNodeCount = 2
@@ -47,15 +60,17 @@ func (c *Cluster) startFakeNodes(ctx context.Context) error {
 			"--service-account-private-key-file=" + c.saKey,
 			"--use-service-account-credentials=false",
 			"--root-ca-file=" + filepath.Join(c.Dir, "ca.crt"),
-			// A loaded test machine can delay kwok's heartbeats past the
-			// default 40 s grace; NotReady nodes would then mark every pod
-			// unready. Fake nodes never really fail, so wait long.
+			// A loaded test machine can delay kwok's Lease renewals past
+			// the default 40 s grace; an Unknown node would then mark every
+			// Pod on it NotReady for good. Fake nodes never really fail, so
+			// wait long.
 			"--node-monitor-grace-period=10m", "--node-startup-grace-period=10m",
 			logVerbosity,
 		}},
 		{"kube-scheduler", []string{"--kubeconfig=" + kc, "--leader-elect=false", "--secure-port=0", logVerbosity}},
 		{"kwok", []string{
 			"--kubeconfig=" + kc, "--manage-all-nodes=true", "--config=" + stages,
+			"--node-lease-duration-seconds=" + strconv.Itoa(nodeLeaseSeconds),
 		}},
 	}
 	for _, comp := range components {

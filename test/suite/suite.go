@@ -49,6 +49,9 @@ type Options struct {
 	Started func(env *controlplane.Env, binary string, operator *controlplane.Operator)
 }
 
+// running is the suite's environment, for the reports of failed waits.
+var running *controlplane.Env
+
 // Run builds the operator with the race detector, starts the control
 // planes, installs the CRDs, registers the members, runs the tests and
 // stops everything, keeping the logs when a test failed. It returns the
@@ -85,6 +88,7 @@ func Run(m *testing.M, opts Options) int {
 	if opts.Started != nil {
 		opts.Started(env, bin, operator)
 	}
+	running = env
 	code := m.Run()
 	if code == 0 {
 		_ = os.RemoveAll(env.Dir)
@@ -171,7 +175,9 @@ func EventuallyReady(t *testing.T, hub client.Client, mr client.Object, timeout 
 		got = Get(t.Context(), g, hub, mr)
 		g.Expect(IsReady(got)).To(gomega.BeTrue(), "%s/%s Ready: %+v; clusters: %+v", got.Namespace, got.Name,
 			meta.FindStatusCondition(got.Status.Conditions, hubv1.ConditionReady), got.Status.Clusters)
-	}).WithTimeout(timeout).WithPolling(250 * time.Millisecond).Should(gomega.Succeed())
+	}).WithTimeout(timeout).WithPolling(250*time.Millisecond).Should(gomega.Succeed(), func() string {
+		return MemberReport(context.WithoutCancel(t.Context()), running, mr.GetNamespace(), mr.GetName())
+	})
 	return got
 }
 

@@ -129,7 +129,9 @@ func refusedBy(t *testing.T, mr *hubv1.MyResource, cluster, want string) {
 		}
 		d := got.Status.Conditions
 		g.Expect(d).NotTo(BeEmpty())
-	}).WithTimeout(120 * time.Second).WithPolling(time.Second).Should(Succeed())
+	}).WithTimeout(120*time.Second).WithPolling(time.Second).Should(Succeed(), func() string {
+		return suite.MemberReport(cleanupContext(t), env, mr.Namespace, mr.Name)
+	})
 }
 
 // countRequestsDuring counts the operator's requests to member about
