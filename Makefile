@@ -61,12 +61,12 @@ verify: generate manifests ## Fail when generated code or the CRD is stale.
 	git diff --exit-code -- api/ charts/
 
 .PHONY: test
-test: control-plane $(BIN)/.stamps/controller-gen $(BIN)/.stamps/helm ## Run unit, integration, chart and e2e tests on real control planes.
-	$(GO) test $(GOTEST_FLAGS) ./...
+test: control-plane $(BIN)/.stamps/controller-gen $(BIN)/.stamps/helm ## Run unit, integration, chart and e2e tests on real control planes (prints the time per package).
+	GO=$(GO) test/run-tests.sh $(GOTEST_FLAGS)
 
 .PHONY: test-faults
-test-faults: control-plane $(BIN)/.stamps/controller-gen $(BIN)/.stamps/helm ## Run the fault-and-abuse suite (part of make test).
-	$(GO) test $(GOTEST_FLAGS) ./test/faults/...
+test-faults: control-plane $(BIN)/.stamps/controller-gen $(BIN)/.stamps/helm ## Run the fault-and-abuse suite (part of make test), one package at a time.
+	$(GO) test $(GOTEST_FLAGS) -p 1 ./test/faults/...
 
 ##@ Build
 
