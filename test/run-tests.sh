@@ -2,11 +2,11 @@
 # make test: every package's tests, in two phases, then a table of how long
 # each package took.
 #
-#   1. The packages that start at most a bare hub and members (no fake
-#      nodes, no operator binary) run two at a time, as `go test ./...`
-#      would.
-#   2. The suites that start a hub plus three members with fake nodes and
-#      the race-built operator (about 17 processes each) run one at a time.
+#   1. The unit packages and the smaller control-plane ones (at most a hub
+#      and two or three members, short-lived) run two at a time, as
+#      `go test ./...` would.
+#   2. The suites that run the operator binary against a hub and members
+#      for minutes (up to about 17 processes each) run one at a time.
 #      Two of them side by side pushed the load of the 2-core machine to
 #      14-18 and every bounded wait in them then measured the other suite.
 #
