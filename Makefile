@@ -60,6 +60,10 @@ helm-lint: $(BIN)/.stamps/helm ## Lint the chart and render it with default and 
 verify: generate manifests ## Fail when generated code or the CRD is stale.
 	git diff --exit-code -- api/ charts/
 
+.PHONY: test-unit
+test-unit: ## Run every test that needs no control plane (the fast loop: under a minute; control-plane tests skip under -short).
+	$(GO) test -short -count=1 ./...
+
 .PHONY: test
 test: control-plane $(BIN)/.stamps/controller-gen $(BIN)/.stamps/helm ## Run unit, integration, chart and e2e tests on real control planes (prints the time per package).
 	GO=$(GO) test/run-tests.sh $(GOTEST_FLAGS)

@@ -213,22 +213,31 @@ func (p *Provider) connectAndServe(ctx context.Context, log logr.Logger, name st
 	log.Info("Engaged cluster")
 	p.setState(log, name, gen, StateReady, hubv1.ReasonAsExpected, "cluster is connected")
 
+	clusterStopped, err := p.serve(ctx, log, name, gen, prober, suspect, stopped)
+	running = !clusterStopped
+	return true, err
+}
+
+// serve probes an engaged cluster every ProbeInterval, and at once when
+// suspect fires, recording each outcome as its State, until ctx ends (nil)
+// or the cluster stops by itself (clusterStopped, with why).
+func (p *Provider) serve(ctx context.Context, log logr.Logger, name string, gen uint64,
+	pr *prober, suspect chan struct{}, stopped <-chan error) (clusterStopped bool, _ error) {
 	ticker := time.NewTicker(p.opts.ProbeInterval)
 	defer ticker.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return true, nil
+			return false, nil
 		case err := <-stopped:
-			running = false
 			return true, errors.Join(errClusterStopped, err)
 		case <-ticker.C:
 		case <-suspect:
 			log.V(1).Info("Probing cluster out of band: a request to it failed as unreachable")
 		}
-		if err := p.probe(ctx, name, prober); err != nil {
+		if err := p.probe(ctx, name, pr); err != nil {
 			if ctx.Err() != nil {
-				return true, nil
+				return false, nil
 			}
 			p.setState(log, name, gen, StateUnreachable, hubv1.ReasonClusterUnreachable, p.describe(err))
 		} else {

@@ -4,13 +4,11 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/util/workqueue"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
@@ -96,26 +94,9 @@ func (p *Provider) writeHealth(ctx context.Context, secret *corev1.Secret) error
 
 // healthChanges is a source that enqueues the registry Secret of every
 // cluster whose registration or health changed, so that the Secret
-// reconciler records it. Before the controller starts (a replica that is not
-// the leader) changes are dropped: the controller's initial list reconciles
-// every Secret anyway.
+// reconciler records it.
 func (p *Provider) healthChanges() source.Source {
-	var (
-		mu    sync.Mutex
-		queue workqueue.TypedRateLimitingInterface[reconcile.Request]
-	)
-	p.Subscribe(func(name string) {
-		mu.Lock()
-		q := queue
-		mu.Unlock()
-		if q != nil {
-			q.Add(reconcile.Request{NamespacedName: types.NamespacedName{Namespace: p.opts.Namespace, Name: name}})
-		}
-	})
-	return source.Func(func(_ context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
-		mu.Lock()
-		queue = q
-		mu.Unlock()
-		return nil
+	return ChangeSource(p, func(_ context.Context, name string) []reconcile.Request {
+		return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: p.opts.Namespace, Name: name}}}
 	})
 }

@@ -364,6 +364,23 @@ func (p *Provider) List() []ClusterInfo {
 	return out
 }
 
+// Snapshot returns every registered cluster, sorted by name, each with its
+// engaged cluster read under the same lock as its registry view. Reading the
+// two apart (List, then Get) leaves a window in which a cluster is Ready in
+// one read and not engaged in the other (a connection being torn down
+// disengages before its state turns Unreachable); a caller that took "not
+// engaged" for "nothing there" would then forget objects in that member.
+func (p *Provider) Snapshot() []Member {
+	p.mu.RLock()
+	out := make([]Member, 0, len(p.entries))
+	for _, e := range p.entries {
+		out = append(out, Member{Info: e.info.clone(), Cluster: e.cluster})
+	}
+	p.mu.RUnlock()
+	slices.SortFunc(out, func(a, b Member) int { return strings.Compare(a.Info.Name, b.Info.Name) })
+	return out
+}
+
 // Lookup returns the registered cluster of that name.
 func (p *Provider) Lookup(name string) (ClusterInfo, bool) {
 	p.mu.RLock()

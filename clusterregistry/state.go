@@ -3,6 +3,8 @@ package clusterregistry
 import (
 	"maps"
 	"sync"
+
+	"sigs.k8s.io/controller-runtime/pkg/cluster"
 )
 
 // State is where a registered cluster stands, as far as the hub can tell.
@@ -39,6 +41,17 @@ type ClusterInfo struct {
 	// stays the same while the cause does, so that it can go into a status
 	// without making it churn.
 	Message string
+}
+
+// Member is one registered cluster as a single registry read saw it.
+type Member struct {
+	// Info is the cluster's registry view.
+	Info ClusterInfo
+	// Cluster is the engaged cluster, nil while none is: connecting, never
+	// reached, invalid, or a connection being torn down. A cluster can be
+	// Ready in Info and nil here for a moment; callers must not read that as
+	// "holds nothing".
+	Cluster cluster.Cluster
 }
 
 func (ci ClusterInfo) clone() ClusterInfo {

@@ -14,10 +14,8 @@ import (
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/cluster"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
-	"sigs.k8s.io/multicluster-runtime/pkg/multicluster"
 	mcreconcile "sigs.k8s.io/multicluster-runtime/pkg/reconcile"
 
 	hubv1 "example.com/hub-operator/api/v1"
@@ -27,10 +25,9 @@ import (
 
 // Registry is what the reconciler needs from the cluster registry.
 type Registry interface {
-	// List returns every registered cluster, connected or not, sorted by name.
-	List() []clusterregistry.ClusterInfo
-	// Get returns a connected cluster, or multicluster.ErrClusterNotFound.
-	Get(ctx context.Context, name multicluster.ClusterName) (cluster.Cluster, error)
+	// Snapshot returns every registered cluster, connected or not, sorted by
+	// name, each with its engaged cluster (nil when none) from the same read.
+	Snapshot() []clusterregistry.Member
 	// Synced is closed once every registry Secret present at start-up is registered.
 	Synced() <-chan struct{}
 	// Suspect asks for a health probe of a cluster now, because a request to
@@ -39,6 +36,24 @@ type Registry interface {
 	// of each spending ClusterTimeout on it.
 	Suspect(name string)
 }
+
+// Members is the work on one member cluster: what the reconciler needs from
+// package member. *member.Applier implements it against real clusters;
+// tests use an in-memory fake.
+type Members interface {
+	// Apply makes cluster t run mr and reads its state back; the status is
+	// meaningful on failure too (see member.Applier.Apply).
+	Apply(ctx context.Context, mr *hubv1.MyResource, t member.Target) (hubv1.ClusterStatus, error)
+	// Observe reads cluster t's state for mr without writing.
+	Observe(ctx context.Context, mr *hubv1.MyResource, t member.Target) (hubv1.ClusterStatus, error)
+	// Owns says whether t may hold objects of the owner; when in doubt, true.
+	Owns(ctx context.Context, ownerNamespace, ownerName string, t member.Target) bool
+	// Delete deletes the owner's objects from t; gone is true only once no
+	// object of the owner is left there.
+	Delete(ctx context.Context, ownerNamespace, ownerName string, t member.Target) (gone bool, err error)
+}
+
+var _ Members = &member.Applier{}
 
 // Defaults of the Reconciler's tuning fields.
 const (
@@ -65,8 +80,8 @@ type Reconciler struct {
 	Hub client.Client
 	// Registry knows the member clusters.
 	Registry Registry
-	// Applier writes to and reads from one member cluster.
-	Applier *member.Applier
+	// Members writes to and reads from one member cluster at a time.
+	Members Members
 	// Recorder records events on the hub MyResource.
 	Recorder events.EventRecorder
 	// FanOut bounds how many clusters one reconcile works on at once.
@@ -91,7 +106,12 @@ type clusterResult struct {
 
 // Reconcile converges one MyResource. Only requests for the hub (the local
 // cluster) reach it; member events are mapped to their hub owner.
-func (r *Reconciler) Reconcile(ctx context.Context, req mcreconcile.Request) (ctrl.Result, error) {
+//
+// It reads the MyResource and one snapshot of the registry into a scope,
+// runs reconcileNormal or reconcileDelete, which only change the scope, and
+// leaves every write of the outcome to persist: the status patch, the
+// finalizer removal and the events, in that order and once.
+func (r *Reconciler) Reconcile(ctx context.Context, req mcreconcile.Request) (res ctrl.Result, reterr error) {
 	select {
 	case <-r.Registry.Synced():
 	default:
@@ -106,69 +126,67 @@ func (r *Reconciler) Reconcile(ctx context.Context, req mcreconcile.Request) (ct
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	s := newScope(mr, r.Registry.Snapshot())
+	defer func() { res, reterr = r.persist(ctx, s, res, reterr) }()
+
 	if !mr.DeletionTimestamp.IsZero() {
 		r.settle.forget(req.NamespacedName)
-		return r.reconcileDelete(ctx, mr)
+		return r.reconcileDelete(ctx, s)
 	}
 	if !controllerutil.ContainsFinalizer(mr, hubv1.FinalizerName) {
 		if err := r.patchFinalizer(ctx, mr, true); err != nil {
 			return ctrl.Result{}, err
 		}
 	}
-	return r.reconcileNormal(ctx, mr)
+	return r.reconcileNormal(ctx, s)
 }
 
-func (r *Reconciler) reconcileNormal(ctx context.Context, mr *hubv1.MyResource) (ctrl.Result, error) {
-	p, err := place(mr.Spec.Placement, r.Registry.List())
+func (r *Reconciler) reconcileNormal(ctx context.Context, s *scope) (ctrl.Result, error) {
+	mr := s.mr
+	p, err := place(mr.Spec.Placement, s.infos())
+	s.placement, s.statusComputed = p, true
 	if err != nil {
 		// Invalid input: say so and wait for the user to change the spec.
-		return ctrl.Result{}, r.permanentFailure(ctx, mr, p, err)
+		s.entries, s.verdict.invalid = mr.Status.Clusters, err
+		return ctrl.Result{}, reconcile.TerminalError(err)
 	}
 	work := r.applyCluster
-	readyReason := ""
 	if mr.Spec.Suspend {
-		work, readyReason = r.observeCluster, hubv1.ReasonSuspended
+		work, s.verdict.readyReason = r.observeCluster, hubv1.ReasonSuspended
 	}
 	results := forEachCluster(ctx, p.selected, r.fanOut(), r.clusterTimeout(), func(ctx context.Context, name string) clusterResult {
-		return work(ctx, mr, p, name)
+		return work(ctx, s, name)
 	})
 	entries, recheck, retry := collect(results)
 	if !mr.Spec.Suspend {
-		entries = append(entries, r.cleanupUnselected(ctx, mr, p)...)
+		entries = append(entries, r.cleanupUnselected(ctx, s, "left the registry")...)
 	}
-	st := aggregate(mr, entries, p, readyReason)
-	if retry == nil && recheck == 0 {
-		if wait := r.settle.hold(mr, st, time.Now()); wait > 0 {
-			// The member watches re-queue us when the Deployments turn
-			// Available; this requeue writes the progress status otherwise.
-			return ctrl.Result{RequeueAfter: wait}, nil
-		}
-	}
-	if err := r.writeStatus(ctx, mr, st); err != nil {
-		return ctrl.Result{}, err
-	}
+	s.entries = entries
 	if retry != nil {
 		return ctrl.Result{}, retry
 	}
 	if hasReason(entries, hubv1.ReasonCleanupPending) {
 		recheck = sooner(recheck, conflictRecheck)
 	}
-	if recheck > 0 {
-		return ctrl.Result{RequeueAfter: recheck}, nil
-	}
-	return ctrl.Result{}, nil
+	// With nothing to retry or recheck, the member watches re-queue us when
+	// the Deployments turn Available: the settler may hold the progress
+	// status. A suspended MyResource is not Ready whatever the members say,
+	// so holding its status would save nothing.
+	s.mayHold = recheck == 0 && !mr.Spec.Suspend
+	return ctrl.Result{RequeueAfter: recheck}, nil
 }
 
 // applyCluster applies the MyResource to one selected cluster and reads its
 // state back. A cluster that is not connected is reported, never waited for.
-func (r *Reconciler) applyCluster(ctx context.Context, mr *hubv1.MyResource, p placement, name string) clusterResult {
+func (r *Reconciler) applyCluster(ctx context.Context, s *scope, name string) clusterResult {
+	mr := s.mr
 	prev := previous(mr, name)
-	t, res, ok := r.target(ctx, mr, p, name, prev)
+	t, res, ok := r.target(s, name, prev)
 	if !ok {
 		return res
 	}
 	start := time.Now()
-	st, err := r.Applier.Apply(ctx, mr, t)
+	st, err := r.Members.Apply(ctx, mr, t)
 	reason := member.Reason(err)
 	r.Metrics.observeApply(name, time.Since(start), reason)
 	if err == nil {
@@ -195,13 +213,14 @@ func (r *Reconciler) applyCluster(ctx context.Context, mr *hubv1.MyResource, p p
 }
 
 // observeCluster reads one cluster's state without writing (suspend).
-func (r *Reconciler) observeCluster(ctx context.Context, mr *hubv1.MyResource, p placement, name string) clusterResult {
+func (r *Reconciler) observeCluster(ctx context.Context, s *scope, name string) clusterResult {
+	mr := s.mr
 	prev := previous(mr, name)
-	t, res, ok := r.target(ctx, mr, p, name, prev)
+	t, res, ok := r.target(s, name, prev)
 	if !ok {
 		return res
 	}
-	st, err := r.Applier.Observe(ctx, mr, t)
+	st, err := r.Members.Observe(ctx, mr, t)
 	if err != nil {
 		r.suspectIfUnreachable(name, err)
 		return clusterResult{status: unobserved(prev, name, member.Reason(err), err.Error(), mr.Generation)}
@@ -211,34 +230,35 @@ func (r *Reconciler) observeCluster(ctx context.Context, mr *hubv1.MyResource, p
 
 // target resolves a selected cluster to something member can work on, or
 // to the entry that says why it cannot.
-func (r *Reconciler) target(ctx context.Context, mr *hubv1.MyResource, p placement, name string, prev *hubv1.ClusterStatus) (member.Target, clusterResult, bool) {
-	info, registered := p.registered[name]
+func (r *Reconciler) target(s *scope, name string, prev *hubv1.ClusterStatus) (member.Target, clusterResult, bool) {
+	gen := s.mr.Generation
+	m, registered := s.clusters[name]
 	if !registered {
 		return member.Target{}, clusterResult{status: unobserved(prev, name, hubv1.ReasonClusterNotFound,
-			fmt.Sprintf("no registry Secret named %q carries the label %s=true", name, hubv1.MemberClusterLabel), mr.Generation)}, false
+			fmt.Sprintf("no registry Secret named %q carries the label %s=true", name, hubv1.MemberClusterLabel), gen)}, false
 	}
-	if info.State == clusterregistry.StateConnecting && prev != nil {
+	if m.Info.State == clusterregistry.StateConnecting && prev != nil {
 		// Every operator start and leader change begins each cluster in
 		// Connecting: what was last seen there still stands until the
 		// connection says otherwise, and the registry re-queues us then.
 		return member.Target{}, clusterResult{status: *prev}, false
 	}
-	if info.State != clusterregistry.StateReady {
-		return member.Target{}, clusterResult{status: unobserved(prev, name, stateReason(info), info.Message, mr.Generation)}, false
+	if m.Info.State != clusterregistry.StateReady {
+		return member.Target{}, clusterResult{status: unobserved(prev, name, stateReason(m.Info), m.Info.Message, gen)}, false
 	}
-	cl, err := r.Registry.Get(ctx, multicluster.ClusterName(name))
-	if err != nil {
+	if m.Cluster == nil {
 		return member.Target{}, clusterResult{status: unobserved(prev, name, hubv1.ReasonClusterUnreachable,
-			"cluster is not connected yet", mr.Generation)}, false
+			"cluster is not connected yet", gen)}, false
 	}
-	return memberTarget(info, cl), clusterResult{}, true
+	return memberTarget(m), clusterResult{}, true
 }
 
 // memberTarget hands a connected cluster to package member: its cache of
 // owned objects for reads at rest, the live reader for what the cache does
 // not hold, the client for writes.
-func memberTarget(info clusterregistry.ClusterInfo, cl cluster.Cluster) member.Target {
-	return member.Target{Name: info.Name, Labels: info.Labels, Cache: cl.GetCache(), Reader: cl.GetAPIReader(), Writer: cl.GetClient()}
+func memberTarget(m clusterregistry.Member) member.Target {
+	cl := m.Cluster
+	return member.Target{Name: m.Info.Name, Labels: m.Info.Labels, Cache: cl.GetCache(), Reader: cl.GetAPIReader(), Writer: cl.GetClient()}
 }
 
 // suspectIfUnreachable has the registry probe a cluster whose request just
@@ -263,22 +283,24 @@ func stateReason(info clusterregistry.ClusterInfo) string {
 // clusters it no longer selects (a confirmed placement change) and returns
 // entries for the clusters still holding them. It never deletes because a
 // cluster is missing: unregistered clusters are released, with a warning
-// naming what was left behind.
-func (r *Reconciler) cleanupUnselected(ctx context.Context, mr *hubv1.MyResource, p placement) []hubv1.ClusterStatus {
+// naming what was left behind (why says how it went missing).
+func (r *Reconciler) cleanupUnselected(ctx context.Context, s *scope, why string) []hubv1.ClusterStatus {
+	mr, p := s.mr, s.placement
 	var candidates []string
-	for name := range p.registered {
+	for name := range s.clusters {
 		if !p.isSelected(name) {
 			candidates = append(candidates, name)
 		}
 	}
 	for _, prev := range mr.Status.Clusters {
-		if _, registered := p.registered[prev.Name]; !registered && !p.isSelected(prev.Name) {
-			r.warnOrphaned(mr, prev.Name, "left the registry")
+		if _, registered := s.clusters[prev.Name]; !registered && !p.isSelected(prev.Name) {
+			s.event(corev1.EventTypeWarning, hubv1.ReasonOrphaned, inCluster("Cleanup", prev.Name),
+				fmt.Sprintf("[cluster %s] %s: Deployment and Service %s/%s were left behind there", prev.Name, why, mr.Namespace, mr.Name))
 		}
 	}
 	slices.Sort(candidates)
 	results := forEachCluster(ctx, candidates, r.fanOut(), r.clusterTimeout(), func(ctx context.Context, name string) *hubv1.ClusterStatus {
-		return r.releaseCluster(ctx, mr, p, name)
+		return r.releaseCluster(ctx, s, name)
 	})
 	var pending []hubv1.ClusterStatus
 	for _, name := range candidates {
@@ -291,39 +313,37 @@ func (r *Reconciler) cleanupUnselected(ctx context.Context, mr *hubv1.MyResource
 
 // releaseCluster removes the MyResource from one cluster it is leaving, or
 // returns the entry saying why it cannot yet (nil when the cluster is clean).
-func (r *Reconciler) releaseCluster(ctx context.Context, mr *hubv1.MyResource, p placement, name string) *hubv1.ClusterStatus {
+func (r *Reconciler) releaseCluster(ctx context.Context, s *scope, name string) *hubv1.ClusterStatus {
+	mr := s.mr
 	prev := previous(mr, name)
-	info := p.registered[name]
-	if info.State != clusterregistry.StateReady {
-		if prev == nil {
-			return nil // never applied there as far as we know: nothing to hold
-		}
-		if mr.Spec.DeletionPolicy == hubv1.DeletionPolicyOrphan {
+	m := s.clusters[name]
+	orphan := mr.Spec.DeletionPolicy == hubv1.DeletionPolicyOrphan
+	if m.Info.State != clusterregistry.StateReady || m.Cluster == nil {
+		// Without an engaged cluster nothing says the member is clean. Only a
+		// cluster that is not Ready and never had our objects as far as the
+		// status knows is let go; a Ready one whose connection is being
+		// replaced may hold them, and holds the deletion until it answers.
+		if orphan || (prev == nil && m.Info.State != clusterregistry.StateReady) {
 			return nil
 		}
-		st := unobserved(prev, name, hubv1.ReasonCleanupPending,
-			fmt.Sprintf("cluster left the placement but is %s; its objects are deleted when it answers, or delete its registry Secret to release it", strings.ToLower(string(info.State))), mr.Generation)
+		st := unobserved(prev, name, hubv1.ReasonCleanupPending, notConnectedMessage(m.Info), mr.Generation)
 		return &st
 	}
-	cl, err := r.Registry.Get(ctx, multicluster.ClusterName(name))
-	if err != nil {
+	t := memberTarget(m)
+	if !r.Members.Owns(ctx, mr.Namespace, mr.Name, t) {
 		return nil
 	}
-	t := memberTarget(info, cl)
-	if !r.Applier.Owns(ctx, mr.Namespace, mr.Name, t) {
-		return nil
-	}
-	if mr.Spec.DeletionPolicy == hubv1.DeletionPolicyOrphan {
+	if orphan {
 		if prev != nil {
-			r.Recorder.Eventf(mr, nil, corev1.EventTypeNormal, hubv1.ReasonOrphaned, inCluster("Cleanup", name),
-				"[cluster %s] left the placement; deletionPolicy Orphan leaves Deployment and Service %s/%s there", name, mr.Namespace, mr.Name)
+			s.event(corev1.EventTypeNormal, hubv1.ReasonOrphaned, inCluster("Cleanup", name),
+				fmt.Sprintf("[cluster %s] left the placement; deletionPolicy Orphan leaves Deployment and Service %s/%s there", name, mr.Namespace, mr.Name))
 		}
 		return nil
 	}
-	gone, err := r.Applier.Delete(ctx, mr.Namespace, mr.Name, t)
+	gone, err := r.Members.Delete(ctx, mr.Namespace, mr.Name, t)
 	if err == nil && gone {
-		r.Recorder.Eventf(mr, nil, corev1.EventTypeNormal, hubv1.ReasonDeleted, inCluster("Cleanup", name),
-			"[cluster %s] deleted Deployment and Service %s/%s: the cluster left the placement", name, mr.Namespace, mr.Name)
+		s.event(corev1.EventTypeNormal, hubv1.ReasonDeleted, inCluster("Cleanup", name),
+			fmt.Sprintf("[cluster %s] deleted Deployment and Service %s/%s: the cluster left the placement", name, mr.Namespace, mr.Name))
 		return nil
 	}
 	msg := "deleting Deployment and Service: the cluster left the placement"
@@ -335,92 +355,87 @@ func (r *Reconciler) releaseCluster(ctx context.Context, mr *hubv1.MyResource, p
 	return &st
 }
 
+// notConnectedMessage says why a cluster's objects cannot be deleted now.
+func notConnectedMessage(info clusterregistry.ClusterInfo) string {
+	state := strings.ToLower(string(info.State))
+	if info.State == clusterregistry.StateReady {
+		state = "reconnecting"
+	}
+	return fmt.Sprintf("cluster left the placement but is %s; its objects are deleted when it answers, or delete its registry Secret to release it", state)
+}
+
 // reconcileDelete removes the MyResource from every cluster that holds it,
-// then drops the finalizer. An unreachable cluster holds the deletion, named
-// in Degraded=CleanupPending, until it answers or leaves the registry.
-func (r *Reconciler) reconcileDelete(ctx context.Context, mr *hubv1.MyResource) (ctrl.Result, error) {
+// then has persist drop the finalizer. An unreachable cluster holds the
+// deletion, named in Degraded=CleanupPending, until it answers or leaves the
+// registry.
+func (r *Reconciler) reconcileDelete(ctx context.Context, s *scope) (ctrl.Result, error) {
+	mr := s.mr
 	if !controllerutil.ContainsFinalizer(mr, hubv1.FinalizerName) {
 		return ctrl.Result{}, nil
 	}
 	if mr.Annotations[hubv1.ForceOrphanAnnotation] == "true" {
-		r.Recorder.Eventf(mr, nil, corev1.EventTypeWarning, hubv1.ReasonOrphaned, "Delete",
-			"%s=true: finalizer removed at once; member objects were left in place in: %s",
-			hubv1.ForceOrphanAnnotation, clusterList(mr.Status.Clusters))
-		return ctrl.Result{}, r.patchFinalizer(ctx, mr, false)
+		s.event(corev1.EventTypeWarning, hubv1.ReasonOrphaned, "Delete",
+			fmt.Sprintf("%s=true: finalizer removed at once; member objects were left in place in: %s",
+				hubv1.ForceOrphanAnnotation, clusterList(mr.Status.Clusters)))
+		s.release = true
+		return ctrl.Result{}, nil
 	}
 	if mr.Spec.DeletionPolicy == hubv1.DeletionPolicyOrphan {
-		r.Recorder.Eventf(mr, nil, corev1.EventTypeNormal, hubv1.ReasonOrphaned, "Delete",
-			"deletionPolicy Orphan: member objects left in place in: %s", clusterList(mr.Status.Clusters))
-		return ctrl.Result{}, r.patchFinalizer(ctx, mr, false)
+		s.event(corev1.EventTypeNormal, hubv1.ReasonOrphaned, "Delete",
+			"deletionPolicy Orphan: member objects left in place in: "+clusterList(mr.Status.Clusters))
+		s.release = true
+		return ctrl.Result{}, nil
 	}
-	p, _ := place(hubv1.Placement{}, r.Registry.List()) // every registered cluster may hold objects
+	// Every registered cluster may hold objects: the empty placement selects none.
+	s.placement, _ = place(hubv1.Placement{}, s.infos())
+	s.statusComputed = true
 	if mr.Spec.Suspend {
-		st := aggregate(mr, mr.Status.Clusters, p, hubv1.ReasonSuspended)
-		return ctrl.Result{}, r.writeStatus(ctx, mr, st)
+		s.entries, s.verdict.readyReason = mr.Status.Clusters, hubv1.ReasonSuspended
+		return ctrl.Result{}, nil
 	}
-	for _, prev := range mr.Status.Clusters {
-		if _, registered := p.registered[prev.Name]; !registered {
-			r.warnOrphaned(mr, prev.Name, "is not in the registry")
-		}
-	}
-	pending := r.cleanupUnselected(ctx, withoutUnregistered(mr, p), p)
+	pending := r.cleanupUnselected(ctx, s, "is not in the registry")
 	if len(pending) > 0 {
-		st := aggregate(mr, pending, p, hubv1.ReasonDeleting)
-		if err := r.writeStatus(ctx, mr, st); err != nil {
-			return ctrl.Result{}, err
-		}
+		s.entries, s.verdict.readyReason = pending, hubv1.ReasonDeleting
 		return ctrl.Result{RequeueAfter: cleanupRecheck}, nil
 	}
-	return ctrl.Result{}, r.patchFinalizer(ctx, mr, false)
+	s.release = true
+	return ctrl.Result{}, nil
 }
 
-// withoutUnregistered drops status entries of clusters that left the
-// registry, so the deletion does not warn about them twice.
-func withoutUnregistered(mr *hubv1.MyResource, p placement) *hubv1.MyResource {
-	out := mr.DeepCopy()
-	out.Status.Clusters = slices.DeleteFunc(out.Status.Clusters, func(c hubv1.ClusterStatus) bool {
-		_, ok := p.registered[c.Name]
-		return !ok
-	})
-	return out
-}
-
-func (r *Reconciler) warnOrphaned(mr *hubv1.MyResource, cluster, why string) {
-	r.Recorder.Eventf(mr, nil, corev1.EventTypeWarning, hubv1.ReasonOrphaned, inCluster("Cleanup", cluster),
-		"[cluster %s] %s: Deployment and Service %s/%s were left behind there", cluster, why, mr.Namespace, mr.Name)
-}
-
-// permanentFailure reports invalid input on the MyResource and does not
-// retry: only a spec change can fix it, and that triggers a reconcile.
-func (r *Reconciler) permanentFailure(ctx context.Context, mr *hubv1.MyResource, p placement, cause error) error {
-	st := aggregate(mr, mr.Status.Clusters, p, "")
-	for i := range st.Conditions {
-		switch st.Conditions[i].Type {
-		case hubv1.ConditionReady:
-			st.Conditions[i].Status, st.Conditions[i].Reason, st.Conditions[i].Message = "False", hubv1.ReasonInvalidSpec, cause.Error()
-		case hubv1.ConditionDegraded:
-			st.Conditions[i].Status, st.Conditions[i].Reason, st.Conditions[i].Message = "True", hubv1.ReasonInvalidSpec, cause.Error()
+// persist is the one exit of every reconcile that got as far as a scope. It
+// removes the finalizer when the phase released the MyResource, or else
+// computes the status from what the phase found and patches it when it
+// changed (unless the settler holds a progress status back); events are
+// recorded only after the write they report on succeeded. res and reterr are
+// the phase's; persist joins its own error to them.
+func (r *Reconciler) persist(ctx context.Context, s *scope, res ctrl.Result, reterr error) (ctrl.Result, error) {
+	mr := s.mr
+	if s.release {
+		if err := r.patchFinalizer(ctx, mr, false); err != nil {
+			return res, errors.Join(reterr, err)
+		}
+		s.recordEvents(r.Recorder)
+		return res, reterr
+	}
+	if !s.statusComputed {
+		return res, reterr
+	}
+	st := aggregate(mr, s.entries, s.placement, s.verdict)
+	if s.mayHold && reterr == nil {
+		if wait := r.settle.hold(mr, st, time.Now()); wait > 0 {
+			return ctrl.Result{RequeueAfter: wait}, nil
 		}
 	}
-	if err := r.writeStatus(ctx, mr, st); err != nil {
-		return err
+	if !equality.Semantic.DeepEqual(mr.Status, st) {
+		next := mr.DeepCopy()
+		next.Status = st
+		if err := r.Hub.Status().Patch(ctx, next, client.MergeFrom(mr)); err != nil {
+			return res, errors.Join(reterr, fmt.Errorf("updating status of MyResource %s/%s: %w", mr.Namespace, mr.Name, err))
+		}
+		r.recordTransitions(mr, st)
 	}
-	return reconcile.TerminalError(cause)
-}
-
-// writeStatus patches the status subresource, and only when it changed: a
-// converged MyResource costs no write.
-func (r *Reconciler) writeStatus(ctx context.Context, mr *hubv1.MyResource, st hubv1.MyResourceStatus) error {
-	if equality.Semantic.DeepEqual(mr.Status, st) {
-		return nil
-	}
-	r.recordTransitions(mr, st)
-	next := mr.DeepCopy()
-	next.Status = st
-	if err := r.Hub.Status().Patch(ctx, next, client.MergeFrom(mr)); err != nil {
-		return fmt.Errorf("updating status of MyResource %s/%s: %w", mr.Namespace, mr.Name, err)
-	}
-	return nil
+	s.recordEvents(r.Recorder)
+	return res, reterr
 }
 
 // patchFinalizer adds or removes the finalizer with an optimistic lock, so a

@@ -33,7 +33,7 @@ func TestSettleHoldsOnlyAFreshProgressStatus(t *testing.T) {
 		g := NewWithT(t)
 		var s settler
 		mr := myResource(1)
-		st := aggregate(mr, []hubv1.ClusterStatus{appliedAt(entry("a", 1, T, F, "x"), 1), appliedAt(entry("b", 1, T, T, "x"), 1)}, p, "")
+		st := aggregate(mr, []hubv1.ClusterStatus{appliedAt(entry("a", 1, T, F, "x"), 1), appliedAt(entry("b", 1, T, T, "x"), 1)}, p, verdict{})
 		g.Expect(s.hold(mr, st, t0)).To(Equal(statusSettle))
 		g.Expect(s.hold(mr, st, t0.Add(400*time.Millisecond))).To(Equal(600 * time.Millisecond))
 		g.Expect(s.hold(mr, st, t0.Add(statusSettle))).To(BeZero())
@@ -43,23 +43,23 @@ func TestSettleHoldsOnlyAFreshProgressStatus(t *testing.T) {
 		g := NewWithT(t)
 		var s settler
 		mr := myResource(1)
-		progress := aggregate(mr, []hubv1.ClusterStatus{appliedAt(entry("a", 1, T, F, "x"), 1), appliedAt(entry("b", 1, T, F, "x"), 1)}, p, "")
+		progress := aggregate(mr, []hubv1.ClusterStatus{appliedAt(entry("a", 1, T, F, "x"), 1), appliedAt(entry("b", 1, T, F, "x"), 1)}, p, verdict{})
 		g.Expect(s.hold(mr, progress, t0)).To(BeNumerically(">", 0))
-		ready := aggregate(mr, []hubv1.ClusterStatus{appliedAt(entry("a", 1, T, T, "x"), 1), appliedAt(entry("b", 1, T, T, "x"), 1)}, p, "")
+		ready := aggregate(mr, []hubv1.ClusterStatus{appliedAt(entry("a", 1, T, T, "x"), 1), appliedAt(entry("b", 1, T, T, "x"), 1)}, p, verdict{})
 		g.Expect(s.hold(mr, ready, t0.Add(100*time.Millisecond))).To(BeZero())
 		g.Expect(s.since).To(BeEmpty())
 	})
 	t.Run("a failing cluster is reported at once", func(t *testing.T) {
 		var s settler
 		mr := myResource(1)
-		st := aggregate(mr, []hubv1.ClusterStatus{appliedAt(entry("a", 1, T, F, "x"), 1), appliedAt(entry("b", 1, F, F, hubv1.ReasonConflict), 1)}, p, "")
+		st := aggregate(mr, []hubv1.ClusterStatus{appliedAt(entry("a", 1, T, F, "x"), 1), appliedAt(entry("b", 1, F, F, hubv1.ReasonConflict), 1)}, p, verdict{})
 		NewWithT(t).Expect(s.hold(mr, st, t0)).To(BeZero())
 	})
 	t.Run("a status that already shows the generation applied is written at once", func(t *testing.T) {
 		var s settler
 		written := appliedAt(entry("a", 2, T, F, "x"), 2)
 		mr := myResource(2, written)
-		st := aggregate(mr, []hubv1.ClusterStatus{written}, p, "")
+		st := aggregate(mr, []hubv1.ClusterStatus{written}, p, verdict{})
 		NewWithT(t).Expect(s.hold(mr, st, t0)).To(BeZero())
 	})
 	t.Run("a new generation starts a new wait, and so does a recreated MyResource", func(t *testing.T) {
@@ -67,10 +67,10 @@ func TestSettleHoldsOnlyAFreshProgressStatus(t *testing.T) {
 		var s settler
 		old := appliedAt(entry("a", 1, T, T, "x"), 1)
 		mr := myResource(2, old)
-		st := aggregate(mr, []hubv1.ClusterStatus{appliedAt(entry("a", 2, T, F, "x"), 2)}, p, "")
+		st := aggregate(mr, []hubv1.ClusterStatus{appliedAt(entry("a", 2, T, F, "x"), 2)}, p, verdict{})
 		g.Expect(s.hold(mr, st, t0)).To(Equal(statusSettle))
 		mr3 := myResource(3, old)
-		st3 := aggregate(mr3, []hubv1.ClusterStatus{appliedAt(entry("a", 3, T, F, "x"), 3)}, p, "")
+		st3 := aggregate(mr3, []hubv1.ClusterStatus{appliedAt(entry("a", 3, T, F, "x"), 3)}, p, verdict{})
 		g.Expect(s.hold(mr3, st3, t0.Add(900*time.Millisecond))).To(Equal(statusSettle))
 		mr3.UID = "uid-2"
 		g.Expect(s.hold(mr3, st3, t0.Add(1800*time.Millisecond))).To(Equal(statusSettle))

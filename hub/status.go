@@ -93,10 +93,20 @@ func summarize(entries []hubv1.ClusterStatus, p placement, generation int64) sum
 	return s
 }
 
+// verdict is what a reconcile concluded beyond the per-cluster entries.
+type verdict struct {
+	// readyReason, when set, makes Ready False with that reason whatever the
+	// clusters say (ReasonSuspended, ReasonDeleting).
+	readyReason string
+	// invalid is a spec error only the user can fix: Ready False and
+	// Degraded True, both with ReasonInvalidSpec and its message.
+	invalid error
+}
+
 // aggregate computes the MyResource status from the per-cluster entries.
 // Conditions keep their transition times when unchanged, so a converged
 // MyResource aggregates to exactly its current status.
-func aggregate(mr *hubv1.MyResource, entries []hubv1.ClusterStatus, p placement, readyReason string) hubv1.MyResourceStatus {
+func aggregate(mr *hubv1.MyResource, entries []hubv1.ClusterStatus, p placement, v verdict) hubv1.MyResourceStatus {
 	gen := mr.Generation
 	slices.SortFunc(entries, func(a, b hubv1.ClusterStatus) int { return strings.Compare(a.Name, b.Name) })
 	s := summarize(entries, p, gen)
@@ -108,7 +118,18 @@ func aggregate(mr *hubv1.MyResource, entries []hubv1.ClusterStatus, p placement,
 		ReadySummary:       fmt.Sprintf("%d/%d", s.ready, s.selected),
 		Clusters:           entries,
 	}
+	ready, degraded := readyCondition(s, gen, v.readyReason), degradedCondition(s, gen)
+	if v.invalid != nil {
+		ready.Status, ready.Reason, ready.Message = metav1.ConditionFalse, hubv1.ReasonInvalidSpec, v.invalid.Error()
+		degraded.Status, degraded.Reason, degraded.Message = metav1.ConditionTrue, hubv1.ReasonInvalidSpec, v.invalid.Error()
+	}
+	meta.SetStatusCondition(&st.Conditions, ready)
+	meta.SetStatusCondition(&st.Conditions, degraded)
+	meta.SetStatusCondition(&st.Conditions, progressingCondition(s, gen))
+	return st
+}
 
+func readyCondition(s summary, gen int64, readyReason string) metav1.Condition {
 	ready := metav1.Condition{Type: hubv1.ConditionReady, ObservedGeneration: gen}
 	switch {
 	case readyReason != "":
@@ -123,8 +144,10 @@ func aggregate(mr *hubv1.MyResource, entries []hubv1.ClusterStatus, p placement,
 		ready.Status, ready.Reason = metav1.ConditionFalse, hubv1.ReasonClustersNotReady
 		ready.Message = fmt.Sprintf("%d/%d selected clusters ready", s.ready, s.selected)
 	}
-	meta.SetStatusCondition(&st.Conditions, ready)
+	return ready
+}
 
+func degradedCondition(s summary, gen int64) metav1.Condition {
 	degraded := metav1.Condition{Type: hubv1.ConditionDegraded, ObservedGeneration: gen,
 		Status: metav1.ConditionFalse, Reason: hubv1.ReasonAsExpected, Message: "no cluster is failing"}
 	if len(s.failing) > 0 {
@@ -136,16 +159,17 @@ func aggregate(mr *hubv1.MyResource, entries []hubv1.ClusterStatus, p placement,
 		}
 		degraded.Message = truncate(strings.Join(s.failing, "; "), 1024)
 	}
-	meta.SetStatusCondition(&st.Conditions, degraded)
+	return degraded
+}
 
+func progressingCondition(s summary, gen int64) metav1.Condition {
 	progressing := metav1.Condition{Type: hubv1.ConditionProgressing, ObservedGeneration: gen,
 		Status: metav1.ConditionFalse, Reason: hubv1.ReasonAsExpected, Message: "no rollout in progress"}
 	if len(s.progressing) > 0 {
 		progressing.Status, progressing.Reason = metav1.ConditionTrue, hubv1.ReasonDeploymentProgressing
 		progressing.Message = "rolling out in " + truncate(strings.Join(s.progressing, ", "), 1000)
 	}
-	meta.SetStatusCondition(&st.Conditions, progressing)
-	return st
+	return progressing
 }
 
 func readyMessage(reason string, s summary) string {

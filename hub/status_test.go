@@ -53,7 +53,7 @@ func TestAggregate(t *testing.T) {
 			g := NewWithT(t)
 			mr := &hubv1.MyResource{}
 			mr.Generation = 3
-			st := aggregate(mr, tt.entries, p, tt.readyReason)
+			st := aggregate(mr, tt.entries, p, verdict{readyReason: tt.readyReason})
 			ready := meta.FindStatusCondition(st.Conditions, hubv1.ConditionReady)
 			g.Expect(ready.Status).To(Equal(tt.wantReady))
 			g.Expect(ready.Reason).To(Equal(tt.wantReason))
@@ -77,8 +77,8 @@ func TestAggregateIsStable(t *testing.T) {
 	mr := &hubv1.MyResource{}
 	mr.Generation = 1
 	e := entry("a", 1, metav1.ConditionTrue, metav1.ConditionTrue, "x")
-	first := aggregate(mr, []hubv1.ClusterStatus{clusterEntry(nil, e)}, p, "")
+	first := aggregate(mr, []hubv1.ClusterStatus{clusterEntry(nil, e)}, p, verdict{})
 	mr.Status = first
-	second := aggregate(mr, []hubv1.ClusterStatus{clusterEntry(&mr.Status.Clusters[0], e)}, p, "")
+	second := aggregate(mr, []hubv1.ClusterStatus{clusterEntry(&mr.Status.Clusters[0], e)}, p, verdict{})
 	g.Expect(second).To(Equal(first), "a converged MyResource aggregates to exactly its status: no write")
 }

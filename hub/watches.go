@@ -19,7 +19,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
-	"sigs.k8s.io/controller-runtime/pkg/source"
 	mcbuilder "sigs.k8s.io/multicluster-runtime/pkg/builder"
 	mchandler "sigs.k8s.io/multicluster-runtime/pkg/handler"
 	mcmanager "sigs.k8s.io/multicluster-runtime/pkg/manager"
@@ -27,10 +26,11 @@ import (
 	mcreconcile "sigs.k8s.io/multicluster-runtime/pkg/reconcile"
 
 	hubv1 "example.com/hub-operator/api/v1"
+	"example.com/hub-operator/clusterregistry"
 )
 
 // Subscriber is implemented by a registry that calls back on every change of
-// a cluster's registration, labels or health.
+// a cluster's registration, labels or health (clusterregistry.Provider).
 type Subscriber interface {
 	Subscribe(fn func(clusterName string))
 }
@@ -43,15 +43,6 @@ func (r *Reconciler) SetupWithManager(mgr mcmanager.Manager, registry Subscriber
 	if r.Recorder == nil {
 		r.Recorder = mgr.GetLocalManager().GetEventRecorder("hub-operator")
 	}
-	changes := make(chan event.TypedGenericEvent[string], 1024)
-	registry.Subscribe(func(name string) {
-		// Never block the registry: a full channel means a flood of changes,
-		// and the queued ones already re-queue every affected MyResource.
-		select {
-		case changes <- event.TypedGenericEvent[string]{Object: name}:
-		default:
-		}
-	})
 	toOwner := func(multicluster.ClusterName, cluster.Cluster) handler.TypedEventHandler[client.Object, mcreconcile.Request] {
 		return mchandler.TypedEnqueueRequestsFromMapFuncWithClusterPreservation(ownerOf)
 	}
@@ -69,7 +60,7 @@ func (r *Reconciler) SetupWithManager(mgr mcmanager.Manager, registry Subscriber
 			mcbuilder.WithEngageWithLocalCluster(false),
 			mcbuilder.WithEngageWithProviderClusters(true),
 			mcbuilder.WithPredicates(managedByUs())).
-		WatchesRawSource(source.TypedChannel(changes, handler.TypedEnqueueRequestsFromMapFunc(r.affectedBy))).
+		WatchesRawSource(clusterregistry.ChangeSource(registry, r.affectedBy)).
 		WithOptions(controller.TypedOptions[mcreconcile.Request]{MaxConcurrentReconciles: maxConcurrent, RateLimiter: retryLimiter()}).
 		Complete(r)
 }
@@ -90,12 +81,18 @@ func retryLimiter() workqueue.TypedRateLimiter[mcreconcile.Request] {
 }
 
 // ownerOf maps an owned member object to its hub MyResource (the local
-// cluster, hence the empty cluster name).
+// cluster, hence the empty cluster name). Member objects are named and
+// namespaced like their MyResource, so an object whose owner labels a member
+// user stripped still maps to it: that edit is drift to revert, and must
+// re-queue the owner like any other.
 func ownerOf(_ context.Context, obj client.Object) []mcreconcile.Request {
 	l := obj.GetLabels()
 	ns, name := l[hubv1.OwnerNamespaceLabel], l[hubv1.OwnerNameLabel]
-	if ns == "" || name == "" {
-		return nil
+	if ns == "" {
+		ns = obj.GetNamespace()
+	}
+	if name == "" {
+		name = obj.GetName()
 	}
 	return []mcreconcile.Request{{Request: reconcile.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: name}}}}
 }
@@ -123,9 +120,9 @@ func (r *Reconciler) affectedBy(ctx context.Context, clusterName string) []mcrec
 
 // labelsOf returns a registered cluster's labels.
 func (r *Reconciler) labelsOf(clusterName string) (map[string]string, bool) {
-	for _, c := range r.Registry.List() {
-		if c.Name == clusterName {
-			return c.Labels, true
+	for _, m := range r.Registry.Snapshot() {
+		if m.Info.Name == clusterName {
+			return m.Info.Labels, true
 		}
 	}
 	return nil, false

@@ -1,35 +1,23 @@
 package hub
 
 import (
-	"context"
 	"slices"
 	"testing"
 	"time"
 
 	. "github.com/onsi/gomega"
+	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
-	"sigs.k8s.io/controller-runtime/pkg/cluster"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
-	"sigs.k8s.io/multicluster-runtime/pkg/multicluster"
 	mcreconcile "sigs.k8s.io/multicluster-runtime/pkg/reconcile"
 
 	hubv1 "example.com/hub-operator/api/v1"
 	"example.com/hub-operator/clusterregistry"
 )
-
-// listOnly is a Registry that only lists; affectedBy needs nothing else.
-type listOnly []clusterregistry.ClusterInfo
-
-func (l listOnly) List() []clusterregistry.ClusterInfo { return l }
-func (listOnly) Get(context.Context, multicluster.ClusterName) (cluster.Cluster, error) {
-	return nil, multicluster.ErrClusterNotFound
-}
-func (listOnly) Synced() <-chan struct{} { return nil }
-func (listOnly) Suspect(string)          {}
 
 // TestAffectedBy: a registry change of one cluster re-queues only the
 // MyResources it can concern, so that a member going down does not
@@ -59,17 +47,17 @@ func TestAffectedBy(t *testing.T) {
 	}
 	tests := []struct {
 		name     string
-		registry listOnly
+		registry []clusterregistry.ClusterInfo
 		want     []string
 	}{
 		{
 			name:     "a registered cluster re-queues what selects it by name or current labels, holds an entry for it, or is being deleted",
-			registry: listOnly{{Name: "m1", Labels: map[string]string{"env": "prod"}}},
+			registry: []clusterregistry.ClusterInfo{{Name: "m1", Labels: map[string]string{"env": "prod"}}},
 			want:     []string{"by-name", "by-selector", "deleting", "invalid-selector", "other-selector-with-entry"},
 		},
 		{
 			name:     "a cluster that left the registry re-queues what names it or holds an entry for it",
-			registry: listOnly{},
+			registry: []clusterregistry.ClusterInfo{},
 			want:     []string{"by-name", "deleting", "other-selector-with-entry"},
 		},
 	}
@@ -82,7 +70,7 @@ func TestAffectedBy(t *testing.T) {
 			for _, o := range all {
 				b = b.WithObjects(o.DeepCopy())
 			}
-			r := &Reconciler{Hub: b.Build(), Registry: tt.registry}
+			r := &Reconciler{Hub: b.Build(), Registry: registryOf(tt.registry)}
 			var got []string
 			for _, req := range r.affectedBy(t.Context(), "m1") {
 				got = append(got, req.Name)
@@ -105,4 +93,19 @@ func TestRetryBackoffIsCappedAtTwoMinutes(t *testing.T) {
 	g.Expect(slices.Max(delays)).To(Equal(maxRetryDelay))
 	limiter.Forget(refused)
 	g.Expect(limiter.When(refused)).To(BeNumerically("<", time.Second), "success resets the backoff")
+}
+
+// TestOwnerOf: a member object maps to its MyResource by its owner labels,
+// and by its own name and namespace when a member user stripped them, so
+// that stripping them is drift that re-queues the owner.
+func TestOwnerOf(t *testing.T) {
+	owned := map[string]string{hubv1.ManagedByLabel: hubv1.ManagedByValue, hubv1.OwnerNamespaceLabel: "team-a", hubv1.OwnerNameLabel: "web"}
+	stripped := map[string]string{hubv1.ManagedByLabel: hubv1.ManagedByValue}
+	for name, labels := range map[string]map[string]string{"owner labels": owned, "owner labels stripped": stripped} {
+		t.Run(name, func(t *testing.T) {
+			dep := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "web", Labels: labels}}
+			NewWithT(t).Expect(ownerOf(t.Context(), dep)).To(ConsistOf(
+				mcreconcile.Request{Request: reconcile.Request{NamespacedName: types.NamespacedName{Namespace: "team-a", Name: "web"}}}))
+		})
+	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -114,6 +115,31 @@ func run() error {
 		ProbeTimeout:   o.probeTimeout,
 		ObserveProbe:   registryMetrics.ObserveProbe,
 	})
+	mgr, err := newManager(cfg, scheme, provider, o)
+	if err != nil {
+		return err
+	}
+	ctx := ctrl.SetupSignalHandler()
+	if err := setUp(ctx, mgr, provider, registryMetrics, o); err != nil {
+		return err
+	}
+	if err := mgr.GetLocalManager().AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.GetLocalManager().AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return err
+	}
+
+	log.Info("Starting hub-operator", "registryNamespace", o.registryNamespace, "leaderElect", o.leaderElect)
+	if err := mgr.Start(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("running manager: %w", err)
+	}
+	return nil
+}
+
+// newManager creates the multicluster manager over the hub, with the
+// registry as its provider of member clusters.
+func newManager(cfg *rest.Config, scheme *runtime.Scheme, provider *clusterregistry.Provider, o options) (mcmanager.Manager, error) {
 	mgr, err := mcmanager.New(cfg, provider, manager.Options{
 		Scheme: scheme,
 		Metrics: metricsserver.Options{
@@ -131,9 +157,13 @@ func run() error {
 		Cache:                         cache.Options{ByObject: clusterregistry.HubCacheByObject(o.registryNamespace)},
 	})
 	if err != nil {
-		return fmt.Errorf("creating manager: %w", err)
+		return nil, fmt.Errorf("creating manager: %w", err)
 	}
-	ctx := ctrl.SetupSignalHandler()
+	return mgr, nil
+}
+
+// setUp wires the registry, the metrics and the controllers into mgr.
+func setUp(ctx context.Context, mgr mcmanager.Manager, provider *clusterregistry.Provider, registryMetrics *clusterregistry.Metrics, o options) error {
 	if err := provider.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("setting up the cluster registry: %w", err)
 	}
@@ -149,7 +179,7 @@ func run() error {
 	r := &hub.Reconciler{
 		Hub:            mgr.GetLocalManager().GetClient(),
 		Registry:       provider,
-		Applier:        &member.Applier{},
+		Members:        &member.Applier{},
 		FanOut:         o.fanOut,
 		ClusterTimeout: o.clusterTimeout,
 		Metrics:        hubMetrics,
@@ -159,17 +189,6 @@ func run() error {
 	}
 	if err := (&hub.EventMirror{}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up member event mirroring: %w", err)
-	}
-	if err := mgr.GetLocalManager().AddHealthzCheck("healthz", healthz.Ping); err != nil {
-		return err
-	}
-	if err := mgr.GetLocalManager().AddReadyzCheck("readyz", healthz.Ping); err != nil {
-		return err
-	}
-
-	log.Info("Starting hub-operator", "registryNamespace", o.registryNamespace, "leaderElect", o.leaderElect)
-	if err := mgr.Start(ctx); err != nil && !errors.Is(err, context.Canceled) {
-		return fmt.Errorf("running manager: %w", err)
 	}
 	return nil
 }

@@ -67,6 +67,9 @@ func readTar(t *testing.T, r io.Reader) map[string][]byte {
 // config runs /hub-operator as a non-root user, and its single layer holds a
 // static binary that is the operator.
 func TestImageTarball(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipped under -short: builds the operator image with make image (make test)")
+	}
 	if _, err := exec.LookPath("make"); err != nil {
 		if os.Getenv("CI") == "" {
 			t.Skip("make is not installed")

@@ -170,6 +170,9 @@ func TestHubAndTwoMembers(t *testing.T) {
 // hub and then panics; every control-plane process it started must die with
 // it, since a failing test must not leave API servers behind.
 func TestChildrenDieWithTheTestProcess(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipped under -short: starts kube-apiserver and etcd (make test)")
+	}
 	if pidFile := os.Getenv("CONTROLPLANE_PANIC_PIDS"); pidFile != "" {
 		env, err := Start(t.Context(), Options{Members: []MemberOptions{{Name: "m1"}}})
 		if err != nil {

@@ -7,6 +7,7 @@ package suite
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"regexp"
@@ -57,6 +58,11 @@ var running *controlplane.Env
 // stops everything, keeping the logs when a test failed. It returns the
 // exit code for os.Exit.
 func Run(m *testing.M, opts Options) int {
+	flag.Parse()
+	if testing.Short() {
+		fmt.Println("skipped under -short: the suite runs the operator against kube-apiserver and etcd (make test)")
+		return 0
+	}
 	ctx := context.Background()
 	bin, err := controlplane.BuildOperator(true)
 	if err != nil {
