@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"slices"
-	"sync"
 	"syscall"
 	"time"
 
@@ -18,13 +17,9 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	utilnet "k8s.io/apimachinery/pkg/util/net"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/flowcontrol"
 	"sigs.k8s.io/controller-runtime/pkg/cluster"
-	"sigs.k8s.io/multicluster-runtime/pkg/multicluster"
-
-	hubv1 "example.com/hub-operator/api/v1"
 )
 
 // userAgent identifies the operator's requests in member API server logs.
@@ -36,217 +31,6 @@ var (
 	// errClusterStopped: a running member cluster stopped by itself.
 	errClusterStopped = errors.New("member cluster stopped")
 )
-
-// launchLocked starts the connect loop of e. p.mu must be held for writing.
-// retire, when set, stops the loop e replaces: the new loop calls it once its
-// own cluster has synced, so that the old connection serves until then.
-func (p *Provider) launchLocked(name string, e *entry, retire context.CancelFunc) {
-	if p.ctx.Err() != nil {
-		// Start is returning; it waits for loops, so none may be added now.
-		return
-	}
-	p.nextGen++
-	e.gen = p.nextGen
-	ctx, cancel := context.WithCancel(p.ctx)
-	e.cancel = cancel
-	e.suspect = make(chan struct{}, 1)
-	prev := p.loopDone[name]
-	done := make(chan struct{})
-	p.loopDone[name] = done
-	p.loops.Add(1)
-	go p.connectLoop(ctx, name, e.gen, e.config, p.aware, e.suspect, prev, retire, done)
-}
-
-// connectLoop connects to one member cluster and keeps it connected until ctx
-// ends: connect, engage, probe; on any failure, disengage and try again after
-// an exponential backoff. It runs in a context derived from Start's, never a
-// reconcile's, and nothing in it blocks anything but this one cluster.
-//
-// prev is the done channel of the loop this one replaces, if any. Without
-// retire that loop was stopped already and this one waits for it before
-// connecting; with retire (new credentials for a Ready cluster) the old loop
-// keeps serving until this one's first cluster has synced, or its first
-// attempt failed, and is retired then (handOver).
-func (p *Provider) connectLoop(ctx context.Context, name string, gen uint64, config *rest.Config,
-	aware multicluster.Aware, suspect chan struct{}, prev <-chan struct{}, retire context.CancelFunc, done chan struct{}) {
-	defer p.loops.Done()
-	defer func() {
-		// A successor waits for done: the old loop must be gone by then too.
-		if retire != nil {
-			retire()
-		}
-		if prev != nil {
-			<-prev
-		}
-		p.mu.Lock()
-		if p.loopDone[name] == done {
-			delete(p.loopDone, name)
-		}
-		p.mu.Unlock()
-		close(done)
-	}()
-	// The previous loop for this name may still be disengaging; engaging
-	// the new cluster before it is gone could let its late Engage win.
-	handOver := sync.OnceValue(func() bool {
-		if retire != nil {
-			retire()
-		}
-		if prev == nil {
-			return true
-		}
-		select {
-		case <-prev:
-			return true
-		case <-ctx.Done():
-			return false
-		}
-	})
-	if retire == nil && !handOver() {
-		return
-	}
-
-	log := p.log.WithValues("cluster", name)
-	for attempt := 0; ; attempt++ {
-		wasReady, err := p.connectAndServe(ctx, log, name, gen, config, aware, suspect, handOver)
-		if ctx.Err() != nil || !handOver() {
-			return
-		}
-		// Drop a retired cluster that the entry still pointed at.
-		p.setEngaged(name, gen, nil, 0)
-		if wasReady {
-			attempt = 0
-		}
-		p.setState(log, name, gen, StateUnreachable, hubv1.ReasonClusterUnreachable, p.describe(err))
-		delay := wait.Jitter(backoffDelay(attempt, p.opts.ConnectBackoff, p.opts.MaxConnectBackoff), 0.1)
-		log.V(1).Info("Retrying connection to cluster", "after", delay, "err", err)
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
-		}
-	}
-}
-
-// backoffDelay is base doubled attempt times, capped at maxDelay.
-func backoffDelay(attempt int, base, maxDelay time.Duration) time.Duration {
-	d := base
-	for i := 0; i < attempt && d < maxDelay; i++ {
-		d *= 2
-	}
-	return min(d, maxDelay)
-}
-
-// connectAndServe makes one connection to the cluster and serves it until ctx
-// ends (returning nil) or the connection is lost (returning why, and whether
-// the cluster had been Ready). While serving it probes the cluster every
-// ProbeInterval, and at once when suspect fires. handOver is called once the
-// new cluster has synced, before it is engaged.
-func (p *Provider) connectAndServe(ctx context.Context, log logr.Logger, name string, gen uint64,
-	config *rest.Config, aware multicluster.Aware, suspect chan struct{}, handOver func() bool) (wasReady bool, _ error) {
-	memberConfig := p.memberConfig(config)
-
-	// A probe first: it fails fast and with a precise cause for a member that
-	// is down, where a cache would only time out.
-	prober, err := newProber(memberConfig, p.opts.ProbeTimeout)
-	if err != nil {
-		return false, err
-	}
-	defer prober.close()
-	if err := p.probe(ctx, name, prober); err != nil {
-		return false, err
-	}
-
-	// A private connection pool per attempt: client-go shares transports by
-	// config, and a pool holding connections hung by a network black hole
-	// would stall the next attempt until HTTP/2 health checks give up.
-	httpClient, err := rest.HTTPClientFor(withPrivateTransport(memberConfig))
-	if err != nil {
-		return false, fmt.Errorf("building HTTP client for cluster %s: %w", name, err)
-	}
-	defer utilnet.CloseIdleConnectionsFor(httpClient.Transport)
-
-	log.V(1).Info("Connecting to cluster")
-	cl, err := cluster.New(memberConfig, p.clusterOptions(log, httpClient)...)
-	if err != nil {
-		return false, fmt.Errorf("creating cluster %s: %w", name, err)
-	}
-	// Indexes must be in place before the informers start.
-	indexers, applied := p.indexersFrom(0)
-	if err := applyIndexers(ctx, cl, indexers); err != nil {
-		return false, fmt.Errorf("cluster %s: %w", name, err)
-	}
-
-	clusterCtx, stop := context.WithCancel(ctx)
-	stopped := make(chan error, 1)
-	go func() { stopped <- cl.Start(clusterCtx) }()
-	running := true
-	defer func() {
-		stop()
-		if !running {
-			return
-		}
-		if err := <-stopped; err != nil {
-			log.V(1).Info("Member cluster stopped with an error", "err", err)
-		}
-	}()
-
-	if err := p.waitForSync(clusterCtx, cl); err != nil {
-		return false, err
-	}
-	if !handOver() {
-		return false, ctx.Err()
-	}
-
-	if err := applyIndexers(ctx, cl, p.setEngaged(name, gen, cl, applied)); err != nil {
-		p.setEngaged(name, gen, nil, 0)
-		return false, fmt.Errorf("cluster %s: %w", name, err)
-	}
-	// Engage with clusterCtx: cancelling it (teardown, lost connection)
-	// disengages the cluster from every controller.
-	if err := aware.Engage(clusterCtx, multicluster.ClusterName(name), cl); err != nil {
-		p.setEngaged(name, gen, nil, 0)
-		return false, fmt.Errorf("engaging cluster %s: %w", name, err)
-	}
-	defer p.setEngaged(name, gen, nil, 0)
-	log.Info("Engaged cluster")
-	p.setState(log, name, gen, StateReady, hubv1.ReasonAsExpected, "cluster is connected")
-
-	clusterStopped, err := p.serve(ctx, log, name, gen, prober, suspect, stopped)
-	running = !clusterStopped
-	return true, err
-}
-
-// serve probes an engaged cluster every ProbeInterval, and at once when
-// suspect fires, recording each outcome as its State, until ctx ends (nil)
-// or the cluster stops by itself (clusterStopped, with why).
-func (p *Provider) serve(ctx context.Context, log logr.Logger, name string, gen uint64,
-	pr *prober, suspect chan struct{}, stopped <-chan error) (clusterStopped bool, _ error) {
-	ticker := time.NewTicker(p.opts.ProbeInterval)
-	defer ticker.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return false, nil
-		case err := <-stopped:
-			return true, errors.Join(errClusterStopped, err)
-		case <-ticker.C:
-		case <-suspect:
-			log.V(1).Info("Probing cluster out of band: a request to it failed as unreachable")
-		}
-		if err := p.probe(ctx, name, pr); err != nil {
-			if ctx.Err() != nil {
-				return false, nil
-			}
-			p.setState(log, name, gen, StateUnreachable, hubv1.ReasonClusterUnreachable, p.describe(err))
-		} else {
-			p.setState(log, name, gen, StateReady, hubv1.ReasonAsExpected, "cluster is connected")
-		}
-		// Suspicions raised while this probe ran are answered by it.
-		drain(suspect)
-	}
-}
 
 // drain empties a capacity-1 wake-up channel without blocking.
 func drain(c chan struct{}) {

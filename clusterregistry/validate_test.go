@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	. "github.com/onsi/gomega"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
@@ -252,23 +253,24 @@ func TestValidateKubeconfigReturnsUsableCredentials(t *testing.T) {
 	g.Expect(cfg.KeyData).To(Equal(pki.keyPEM))
 }
 
-func TestBackoffDelay(t *testing.T) {
-	tests := []struct {
-		name    string
-		attempt int
-		want    string
-	}{
-		{name: "first retry waits the base delay", attempt: 0, want: "1s"},
-		{name: "each failure doubles the delay", attempt: 3, want: "8s"},
-		{name: "the delay is capped", attempt: 6, want: "1m0s"},
-		{name: "a huge attempt count stays capped", attempt: 1 << 20, want: "1m0s"},
+// TestConnectBackoff: the delay between connect attempts starts at the base,
+// doubles with each failure, is capped, and is jittered by at most 10% so
+// that members lost together are not retried in lockstep.
+func TestConnectBackoff(t *testing.T) {
+	g := NewWithT(t)
+	p := New(Options{})
+	b := p.connectBackoff()
+	want := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 16 * time.Second, 32 * time.Second, time.Minute, time.Minute}
+	for i, w := range want {
+		d := b.Step()
+		g.Expect(d).To(BeNumerically(">=", w), "attempt %d", i)
+		g.Expect(d).To(BeNumerically("<=", w+w/10), "attempt %d", i)
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			g := NewWithT(t)
-			g.Expect(backoffDelay(tt.attempt, DefaultConnectBackoff, DefaultMaxConnectBackoff).String()).To(Equal(tt.want))
-		})
+	for range 1 << 10 { // a member down for days
+		b.Step()
 	}
+	g.Expect(b.Step()).To(BeNumerically("<=", time.Minute+6*time.Second), "stays capped")
+	g.Expect(p.connectBackoff().Step()).To(BeNumerically("<", 2*time.Second), "a fresh backoff starts over")
 }
 
 // FuzzValidateKubeconfig checks that no input makes ValidateKubeconfig panic,

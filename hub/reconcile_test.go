@@ -35,6 +35,7 @@ type harness struct {
 	registry *fakeRegistry
 	recorder *events.FakeRecorder
 	key      types.NamespacedName
+	ctx      context.Context
 
 	statusWrites int
 	// failStatus fails the next status patch.
@@ -45,7 +46,7 @@ func newHarness(t *testing.T, mr *hubv1.MyResource, registry *fakeRegistry, memb
 	t.Helper()
 	scheme := runtime.NewScheme()
 	NewWithT(t).Expect(hubv1.AddToScheme(scheme)).To(Succeed())
-	h := &harness{members: members, registry: registry, recorder: events.NewFakeRecorder(100), key: client.ObjectKeyFromObject(mr)}
+	h := &harness{members: members, registry: registry, recorder: events.NewFakeRecorder(100), key: client.ObjectKeyFromObject(mr), ctx: t.Context()}
 	h.hub = fake.NewClientBuilder().WithScheme(scheme).
 		WithObjects(mr).
 		WithStatusSubresource(&hubv1.MyResource{}).
@@ -64,13 +65,13 @@ func newHarness(t *testing.T, mr *hubv1.MyResource, registry *fakeRegistry, memb
 }
 
 func (h *harness) reconcile() (ctrl.Result, error) {
-	return h.r.Reconcile(context.Background(), mcreconcile.Request{Request: reconcile.Request{NamespacedName: h.key}})
+	return h.r.Reconcile(h.ctx, mcreconcile.Request{Request: reconcile.Request{NamespacedName: h.key}})
 }
 
 // get returns the MyResource as the hub holds it, nil once it is gone.
 func (h *harness) get(g Gomega) *hubv1.MyResource {
 	mr := &hubv1.MyResource{}
-	err := h.hub.Get(context.Background(), h.key, mr)
+	err := h.hub.Get(h.ctx, h.key, mr)
 	if apierrors.IsNotFound(err) {
 		return nil
 	}
