@@ -82,6 +82,8 @@ type fakeCluster struct {
 	holds bool
 	// applyErr fails Apply; deleteErr fails Delete.
 	applyErr, deleteErr error
+	// rollingOut: the Deployment is applied but not Available yet.
+	rollingOut bool
 }
 
 // fakeMembers is an in-memory Members: per cluster, whether it holds the
@@ -128,7 +130,11 @@ func (f *fakeMembers) Apply(_ context.Context, mr *hubv1.MyResource, t member.Ta
 	}
 	f.mu.Lock()
 	c.holds = true
+	rollingOut := c.rollingOut
 	f.mu.Unlock()
+	if rollingOut {
+		return rollingOutStatus(t.Name, mr.Generation), nil
+	}
 	return availableStatus(t.Name, mr.Generation), nil
 }
 
@@ -164,6 +170,19 @@ func availableStatus(cluster string, gen int64) hubv1.ClusterStatus {
 		Spec:       appsv1.DeploymentSpec{Replicas: ptr.To[int32](1)},
 		Status: appsv1.DeploymentStatus{ObservedGeneration: 1, Replicas: 1, UpdatedReplicas: 1, ReadyReplicas: 1, AvailableReplicas: 1,
 			Conditions: []appsv1.DeploymentCondition{{Type: appsv1.DeploymentAvailable, Status: corev1.ConditionTrue}}},
+	}
+	st := member.Status(dep, gen)
+	st.Name = cluster
+	return st
+}
+
+// rollingOutStatus is what member reports for a Deployment at generation gen
+// whose new Pods are not Available yet.
+func rollingOutStatus(cluster string, gen int64) hubv1.ClusterStatus {
+	dep := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Generation: 1, Annotations: map[string]string{hubv1.HubGenerationAnnotation: fmt.Sprint(gen)}},
+		Spec:       appsv1.DeploymentSpec{Replicas: ptr.To[int32](2)},
+		Status:     appsv1.DeploymentStatus{ObservedGeneration: 1, Replicas: 2, UpdatedReplicas: 2},
 	}
 	st := member.Status(dep, gen)
 	st.Name = cluster

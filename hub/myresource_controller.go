@@ -93,6 +93,8 @@ type Reconciler struct {
 
 	// settle holds back progress statuses that are about to turn Ready.
 	settle settler
+	// now is the settler's clock; nil is time.Now (tests set it).
+	now func() time.Time
 }
 
 // clusterResult is what one cluster's work produced.
@@ -422,7 +424,7 @@ func (r *Reconciler) persist(ctx context.Context, s *scope, res ctrl.Result, ret
 	}
 	st := aggregate(mr, s.entries, s.placement, s.verdict)
 	if s.mayHold && reterr == nil {
-		if wait := r.settle.hold(mr, st, time.Now()); wait > 0 {
+		if wait := r.settle.hold(mr, st, r.clock()); wait > 0 {
 			return ctrl.Result{RequeueAfter: wait}, nil
 		}
 	}
@@ -455,6 +457,13 @@ func (r *Reconciler) patchFinalizer(ctx context.Context, mr *hubv1.MyResource, a
 		return fmt.Errorf("patching finalizer of MyResource %s/%s: %w", mr.Namespace, mr.Name, err)
 	}
 	return nil
+}
+
+func (r *Reconciler) clock() time.Time {
+	if r.now != nil {
+		return r.now()
+	}
+	return time.Now()
 }
 
 func (r *Reconciler) fanOut() int {

@@ -70,15 +70,28 @@ type summary struct {
 	selected, ready int32
 	failing         []string // "name: message", sorted by name
 	failingReasons  map[string]bool
-	progressing     []string
+	// stalled are the failing clusters that no retry fixes, as failing.
+	stalled        []string
+	stalledReasons map[string]bool
+	progressing    []string
 }
 
+// needsPerson are the cluster reasons that only a person fixes (a foreign
+// object in the way, a rejected kubeconfig): kstatus readers must see them
+// as Failed at once. An unreachable cluster or a refused apply may recover
+// by itself and is not among them.
+var needsPerson = map[string]bool{hubv1.ReasonConflict: true, hubv1.ReasonInvalidKubeconfig: true}
+
 func summarize(entries []hubv1.ClusterStatus, p placement, generation int64) summary {
-	s := summary{selected: int32(len(p.selected)), failingReasons: map[string]bool{}}
+	s := summary{selected: int32(len(p.selected)), failingReasons: map[string]bool{}, stalledReasons: map[string]bool{}}
 	for _, e := range entries {
 		if failing, reason, msg := clusterFailing(e); failing {
 			s.failing = append(s.failing, e.Name+": "+msg)
 			s.failingReasons[reason] = true
+			if needsPerson[reason] {
+				s.stalled = append(s.stalled, e.Name+": "+msg)
+				s.stalledReasons[reason] = true
+			}
 			continue
 		}
 		if !p.isSelected(e.Name) {
@@ -126,7 +139,54 @@ func aggregate(mr *hubv1.MyResource, entries []hubv1.ClusterStatus, p placement,
 	meta.SetStatusCondition(&st.Conditions, ready)
 	meta.SetStatusCondition(&st.Conditions, degraded)
 	meta.SetStatusCondition(&st.Conditions, progressingCondition(s, gen))
+	stalled := stalledCondition(s, gen, v.invalid)
+	meta.SetStatusCondition(&st.Conditions, stalled)
+	meta.SetStatusCondition(&st.Conditions, reconcilingCondition(s, gen, v, stalled.Status == metav1.ConditionTrue))
 	return st
+}
+
+// stalledCondition is kstatus's Stalled: True when the spec is invalid or a
+// cluster needs a person, naming them.
+func stalledCondition(s summary, gen int64, invalid error) metav1.Condition {
+	c := metav1.Condition{Type: hubv1.ConditionStalled, ObservedGeneration: gen,
+		Status: metav1.ConditionFalse, Reason: hubv1.ReasonAsExpected, Message: "nothing needs a person"}
+	switch {
+	case invalid != nil:
+		c.Status, c.Reason, c.Message = metav1.ConditionTrue, hubv1.ReasonInvalidSpec, invalid.Error()
+	case len(s.stalled) > 0:
+		c.Status, c.Reason = metav1.ConditionTrue, onlyReason(s.stalledReasons, hubv1.ReasonClustersFailing)
+		c.Message = truncate("cannot progress without a person: "+strings.Join(s.stalled, "; "), 1024)
+	}
+	return c
+}
+
+// reconcilingCondition is kstatus's Reconciling: True while a selected
+// cluster still converges (being applied, its Deployment not Available yet)
+// and the MyResource is neither stalled nor suspended.
+func reconcilingCondition(s summary, gen int64, v verdict, stalled bool) metav1.Condition {
+	c := metav1.Condition{Type: hubv1.ConditionReconciling, ObservedGeneration: gen,
+		Status: metav1.ConditionFalse, Reason: hubv1.ReasonAsExpected, Message: "converged"}
+	switch {
+	case stalled:
+		c.Message = "stalled: see the Stalled condition"
+	case v.readyReason == hubv1.ReasonSuspended:
+		c.Reason, c.Message = hubv1.ReasonSuspended, "suspended: nothing is applied"
+	case len(s.progressing) > 0:
+		c.Status, c.Reason = metav1.ConditionTrue, hubv1.ReasonDeploymentProgressing
+		c.Message = "converging in " + truncate(strings.Join(s.progressing, ", "), 1000)
+	}
+	return c
+}
+
+// onlyReason is the one reason in reasons, or fallback when there are several.
+func onlyReason(reasons map[string]bool, fallback string) string {
+	if len(reasons) != 1 {
+		return fallback
+	}
+	for r := range reasons {
+		return r
+	}
+	return fallback
 }
 
 func readyCondition(s summary, gen int64, readyReason string) metav1.Condition {
@@ -151,12 +211,7 @@ func degradedCondition(s summary, gen int64) metav1.Condition {
 	degraded := metav1.Condition{Type: hubv1.ConditionDegraded, ObservedGeneration: gen,
 		Status: metav1.ConditionFalse, Reason: hubv1.ReasonAsExpected, Message: "no cluster is failing"}
 	if len(s.failing) > 0 {
-		degraded.Status, degraded.Reason = metav1.ConditionTrue, hubv1.ReasonClustersFailing
-		if len(s.failingReasons) == 1 {
-			for r := range s.failingReasons {
-				degraded.Reason = r
-			}
-		}
+		degraded.Status, degraded.Reason = metav1.ConditionTrue, onlyReason(s.failingReasons, hubv1.ReasonClustersFailing)
 		degraded.Message = truncate(strings.Join(s.failing, "; "), 1024)
 	}
 	return degraded

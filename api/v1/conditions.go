@@ -10,6 +10,15 @@ const (
 	ConditionDegraded = "Degraded"
 	// ConditionProgressing is True while some selected cluster is still rolling out.
 	ConditionProgressing = "Progressing"
+	// ConditionReconciling is kstatus's "still converging" (Flux, Helm,
+	// kpt): True while a selected cluster is still being applied or its
+	// Deployment is not Available yet, and nothing needs a person.
+	ConditionReconciling = "Reconciling"
+	// ConditionStalled is kstatus's "cannot progress without a person":
+	// True while a cluster is in Conflict or InvalidKubeconfig, or the spec
+	// is invalid, so that a pipeline waiting on the MyResource fails at once
+	// with the reason instead of at its own timeout.
+	ConditionStalled = "Stalled"
 )
 
 // Condition types on one entry of status.clusters.

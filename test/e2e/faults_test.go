@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/base64"
 	"fmt"
+	"maps"
 	"os"
 	"strings"
 	"testing"
@@ -214,8 +215,16 @@ func TestNoWritesAtRest(t *testing.T) {
 	eventuallyReady(t, a)
 	eventuallyReady(t, b)
 	// Ready is written in the same status patch as the last per-cluster
-	// change, so from here on nothing should change.
-	before := writeCounts(t)
+	// change, and the events of that change are recorded once the patch
+	// succeeded (the events broadcaster writes them a moment later): rest
+	// begins when the write counts stop moving, and from there on nothing
+	// should change.
+	var before map[string]int
+	g.Eventually(func() bool {
+		prev := before
+		before = writeCounts(t)
+		return prev != nil && maps.Equal(prev, before)
+	}).WithTimeout(15*time.Second).WithPolling(time.Second).Should(BeTrue(), "the writes of converging end")
 	window := 30 * time.Second
 	deadline := time.Now().Add(window)
 	g.Consistently(func() map[string]int {
