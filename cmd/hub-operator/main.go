@@ -149,7 +149,7 @@ func run() error {
 	r := &hub.Reconciler{
 		Hub:            mgr.GetLocalManager().GetClient(),
 		Registry:       provider,
-		Applier:        &member.Applier{},
+		Applier:        newApplier(provider),
 		FanOut:         o.fanOut,
 		ClusterTimeout: o.clusterTimeout,
 		Metrics:        hubMetrics,
@@ -172,4 +172,18 @@ func run() error {
 		return fmt.Errorf("running manager: %w", err)
 	}
 	return nil
+}
+
+// newApplier returns the Applier of every member, which drops what it
+// remembers of a cluster (namespaces known to exist, the last apply of each
+// object) once the cluster leaves the registry, so that it holds nothing for
+// clusters that are gone.
+func newApplier(provider *clusterregistry.Provider) *member.Applier {
+	applier := &member.Applier{}
+	provider.Subscribe(func(name string) {
+		if _, registered := provider.Lookup(name); !registered {
+			applier.Forget(name)
+		}
+	})
+	return applier
 }
