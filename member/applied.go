@@ -106,12 +106,15 @@ func (c *appliedCache) forgetCluster(cluster string) {
 // intent is one object Apply wants in a member: its apply configuration and
 // what the skip decision needs of it.
 type intent struct {
-	kind string
+	kind            string
+	namespace, name string
 	// config is sent with server-side apply. The client decodes the
-	// member's answer into it, so it is spent once applied.
-	config runtime.ApplyConfiguration
-	meta   *metav1ac.ObjectMetaApplyConfiguration
-	hash   digest
+	// member's answer into it, so it is spent once applied, and what the
+	// skip decision needs of it is copied out first: the labels and
+	// annotations we set, and the hash.
+	config              runtime.ApplyConfiguration
+	labels, annotations map[string]string
+	hash                digest
 	// byGeneration says the kind's metadata.generation moves on every
 	// write that can change what we applied (see fingerprint).
 	byGeneration bool
@@ -124,16 +127,20 @@ func newIntent(kind string, config runtime.ApplyConfiguration, meta *metav1ac.Ob
 	if err != nil {
 		return nil, fmt.Errorf("hash %s %s/%s: %w", kind, ptrString(meta.Namespace), ptrString(meta.Name), err)
 	}
-	return &intent{kind: kind, config: config, meta: meta, hash: digestOf(b), byGeneration: byGeneration}, nil
+	return &intent{
+		kind: kind, namespace: ptrString(meta.Namespace), name: ptrString(meta.Name),
+		config: config, labels: maps.Clone(meta.Labels), annotations: maps.Clone(meta.Annotations),
+		hash: digestOf(b), byGeneration: byGeneration,
+	}, nil
 }
 
 func (in *intent) key(cluster string) appliedKey {
-	return appliedKey{cluster: cluster, kind: in.kind, namespace: ptrString(in.meta.Namespace), name: ptrString(in.meta.Name)}
+	return appliedKey{cluster: cluster, kind: in.kind, namespace: in.namespace, name: in.name}
 }
 
 // object is a key for reads of the member's version of the intent.
 func (in *intent) object() client.ObjectKey {
-	return client.ObjectKey{Namespace: ptrString(in.meta.Namespace), Name: ptrString(in.meta.Name)}
+	return client.ObjectKey{Namespace: in.namespace, Name: in.name}
 }
 
 // fingerprint identifies the version of a member object, as far as our
@@ -163,8 +170,8 @@ func (in *intent) fingerprint(obj client.Object) digest {
 	} else {
 		b = append(append(b, "\x00rv"...), obj.GetResourceVersion()...)
 	}
-	b = appendValues(append(b, "\x00l"...), in.meta.Labels, obj.GetLabels())
-	b = appendValues(append(b, "\x00a"...), in.meta.Annotations, obj.GetAnnotations())
+	b = appendValues(append(b, "\x00l"...), in.labels, obj.GetLabels())
+	b = appendValues(append(b, "\x00a"...), in.annotations, obj.GetAnnotations())
 	return digestOf(b)
 }
 

@@ -1,6 +1,7 @@
 package member
 
 import (
+	"encoding/json"
 	"strconv"
 	"testing"
 
@@ -126,4 +127,28 @@ func TestAppliedCacheIsBounded(t *testing.T) {
 		c.record(appliedKey{cluster: "m1", kind: kindDeployment, namespace: "ns", name: strconv.Itoa(i)}, appliedRecord{})
 	}
 	g.Expect(c.records).To(HaveLen(maxApplied))
+}
+
+// TestFingerprintOutlivesTheApply guards against the client decoding the
+// member's answer into the apply configuration: labels a webhook added
+// there must not become labels we set.
+func TestFingerprintOutlivesTheApply(t *testing.T) {
+	g := NewWithT(t)
+	d, err := Render(newMyResource(), prod)
+	g.Expect(err).NotTo(HaveOccurred())
+	in, _, err := intents(d)
+	g.Expect(err).NotTo(HaveOccurred())
+	dep, _ := memberVersion(g, d)
+	dep.Labels["injected-by"] = "webhook"
+	before := in.fingerprint(dep)
+
+	answer, err := json.Marshal(dep)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(json.Unmarshal(answer, in.config)).To(Succeed())
+	g.Expect(in.fingerprint(dep)).To(Equal(before))
+	again, err := Render(newMyResource(), prod)
+	g.Expect(err).NotTo(HaveOccurred())
+	fresh, _, err := intents(again)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(fresh.fingerprint(dep)).To(Equal(before), "the next reconcile's intent sees the same version")
 }

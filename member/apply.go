@@ -321,7 +321,8 @@ func (a *Applier) outOfSync(ctx context.Context, t Target, mr *hubv1.MyResource,
 func (a *Applier) writeObject(ctx context.Context, t Target, in *intent, observed client.Object) error {
 	key := in.object()
 	var before digest
-	if observed.GetUID() != "" {
+	existed, beforeRV := observed.GetUID() != "", observed.GetResourceVersion()
+	if existed {
 		before = in.fingerprint(observed)
 	}
 	err := a.apply(ctx, t, in.config)
@@ -359,7 +360,12 @@ func (a *Applier) writeObject(ctx context.Context, t Target, in *intent, observe
 		return fmt.Errorf("cluster %s: read back applied %s %s: %w", t.Name, in.kind, key, err)
 	}
 	a.applied.record(in.key(t.Name), appliedRecord{intent: in.hash, before: before, after: in.fingerprint(observed)})
-	a.wrote(t.Name, ActionApply, observed)
+	// An apply the member answers with the version it had changed nothing
+	// (the first apply of each object after a restart, typically), and is
+	// no write to report.
+	if !existed || observed.GetResourceVersion() != beforeRV {
+		a.wrote(t.Name, ActionApply, observed)
+	}
 	return nil
 }
 
