@@ -2,6 +2,7 @@ package member
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
@@ -13,7 +14,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -46,6 +46,10 @@ type Applier struct {
 	// so the hub can record events and metrics for real changes only. It
 	// must not block.
 	OnWrite func(cluster string, action Action, obj client.Object)
+
+	// applied remembers the last apply of each object, so that an apply
+	// that would change nothing is not sent.
+	applied appliedCache
 
 	// mu protects namespaces.
 	mu sync.Mutex
@@ -82,7 +86,10 @@ func (a *Applier) fieldManager() string {
 
 // Apply makes cluster t run mr: it ensures the namespace, then applies the
 // Deployment and the Service (or deletes an owned Service when spec.service
-// is absent), writing only what is out of sync. It returns the cluster's
+// is absent). An object is applied unless this Applier already applied the
+// same intent and the member's object is still the version that apply left
+// (see appliedCache), so a converged reconcile writes nothing, whatever the
+// member added of its own. It returns the cluster's
 // status read back from the member Deployment (Name set to t.Name) and, on
 // failure, an error wrapping *InvalidSpecError, *ConflictError or
 // *ApplyError; classify it with Reason. The status is meaningful on failure
@@ -98,6 +105,11 @@ func (a *Applier) Apply(ctx context.Context, mr *hubv1.MyResource, t Target) (hu
 	if err != nil {
 		return failedStatus(t.Name, mr, nil, err), err
 	}
+	dep, svc, err := intents(desired)
+	if err != nil {
+		err = fmt.Errorf("cluster %s: %w", t.Name, err)
+		return failedStatus(t.Name, mr, nil, err), err
+	}
 	if err := a.ensureNamespace(ctx, t, desired.Namespace); err != nil {
 		return failedStatus(t.Name, mr, nil, err), err
 	}
@@ -110,23 +122,23 @@ func (a *Applier) Apply(ctx context.Context, mr *hubv1.MyResource, t Target) (hu
 	var depStale, svcStale bool
 	var depErr, svcErr error
 	both(func() {
-		depStale, depErr = a.outOfSync(ctx, t, mr, desired.Deployment, observed)
+		depStale, depErr = a.outOfSync(ctx, t, mr, dep, observed)
 	}, func() {
-		if desired.Service != nil {
-			svcStale, svcErr = a.outOfSync(ctx, t, mr, desired.Service, observedSvc)
+		if svc != nil {
+			svcStale, svcErr = a.outOfSync(ctx, t, mr, svc, observedSvc)
 		}
 	})
 	if depErr == nil && svcErr == nil {
 		both(func() {
 			if depStale {
-				depErr = a.writeObject(ctx, t, desired.Deployment, observed)
+				depErr = a.writeObject(ctx, t, dep, observed)
 			}
 		}, func() {
 			switch {
-			case desired.Service == nil:
+			case svc == nil:
 				svcErr = a.deleteStaleService(ctx, t, mr)
 			case svcStale:
-				svcErr = a.writeObject(ctx, t, desired.Service, observedSvc)
+				svcErr = a.writeObject(ctx, t, svc, observedSvc)
 			}
 		})
 	}
@@ -145,6 +157,16 @@ func (a *Applier) Apply(ctx context.Context, mr *hubv1.MyResource, t Target) (hu
 	return st, nil
 }
 
+// intents wraps the rendered objects for Apply.
+func intents(d *Desired) (dep, svc *intent, err error) {
+	dep, err = newIntent(kindDeployment, d.Deployment, d.Deployment.ObjectMetaApplyConfiguration, true)
+	if err != nil || d.Service == nil {
+		return dep, nil, err
+	}
+	svc, err = newIntent(kindService, d.Service, d.Service.ObjectMetaApplyConfiguration, false)
+	return dep, svc, err
+}
+
 // Observe reads the cluster's status for mr without writing anything, for
 // a MyResource whose writes are suspended: the Deployment comes from the
 // cache of owned objects, or a live read on a miss. A missing Deployment is
@@ -153,11 +175,17 @@ func (a *Applier) Observe(ctx context.Context, mr *hubv1.MyResource, t Target) (
 	if mr == nil {
 		return hubv1.ClusterStatus{Name: t.Name}, fmt.Errorf("cluster %s: observe: nil MyResource", t.Name)
 	}
-	key := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: mr.Namespace, Name: mr.Name}}
 	observed := &appsv1.Deployment{}
-	found, err := a.observe(ctx, t, key, observed)
-	if err == nil && found && !a.owned(observed, mr.Namespace, mr.Name) {
-		err = a.conflict(ctx, t, kindDeployment, observed)
+	found, err := a.observe(ctx, t, kindDeployment, client.ObjectKey{Namespace: mr.Namespace, Name: mr.Name}, observed)
+	if err == nil && found {
+		var ours bool
+		ours, err = a.owned(ctx, t, observed, mr.Namespace, mr.Name)
+		switch {
+		case apierrors.IsNotFound(err):
+			found, err = false, nil
+		case err == nil && !ours:
+			err = a.conflict(ctx, t, kindDeployment, observed)
+		}
 	}
 	if err != nil {
 		return failedStatus(t.Name, mr, nil, err), err
@@ -174,12 +202,13 @@ func (a *Applier) Observe(ctx context.Context, mr *hubv1.MyResource, t Target) (
 // left the registry or was re-registered against another API server.
 func (a *Applier) Forget(cluster string) {
 	a.mu.Lock()
-	defer a.mu.Unlock()
 	for k := range a.namespaces {
 		if k.cluster == cluster {
 			delete(a.namespaces, k)
 		}
 	}
+	a.mu.Unlock()
+	a.applied.forgetCluster(cluster)
 }
 
 func (a *Applier) knownNamespace(k clusterNamespace) bool {
@@ -251,90 +280,107 @@ func both(f, g func()) {
 	wg.Wait()
 }
 
-// outOfSync reads the member's version of desired into observed and says
-// whether it must be written: it is missing, or differs in a field we set.
-// An object someone else owns is a *ConflictError and is never written.
-func (a *Applier) outOfSync(ctx context.Context, t Target, mr *hubv1.MyResource, desired, observed client.Object) (bool, error) {
+// outOfSync reads the member's version of in into observed and says whether
+// it must be applied: it is missing, or this process has not applied this
+// intent to this very version of it (see appliedCache). An object someone
+// else owns is a *ConflictError and is never written.
+func (a *Applier) outOfSync(ctx context.Context, t Target, mr *hubv1.MyResource, in *intent, observed client.Object) (bool, error) {
 	log := ctrl.LoggerFrom(ctx)
-	kind := kindOf(desired)
-	found, err := a.observe(ctx, t, desired, observed)
+	key := in.object()
+	found, err := a.observe(ctx, t, in.kind, key, observed)
 	if err != nil {
 		return false, err
 	}
+	if found {
+		var ours bool
+		ours, err = a.owned(ctx, t, observed, mr.Namespace, mr.Name)
+		switch {
+		case apierrors.IsNotFound(err):
+			found = false // deleted since the cache read
+		case err != nil:
+			return false, err
+		case !ours:
+			a.applied.forget(in.key(t.Name))
+			return false, a.conflict(ctx, t, in.kind, observed)
+		}
+	}
 	if !found {
-		log.V(1).Info("Applying "+kind, kind, klog.KObj(desired), "reason", "missing")
+		reflect.ValueOf(observed).Elem().SetZero()
+		log.V(1).Info("Applying "+in.kind, in.kind, key, "reason", "missing")
 		return true, nil
 	}
-	if !a.owned(observed, mr.Namespace, mr.Name) {
-		return false, a.conflict(ctx, t, kind, observed)
+	if a.applied.current(in.key(t.Name), in.hash, in.fingerprint(observed)) {
+		return false, nil
 	}
-	ok, diff, err := inSync(desired, observed)
-	if err != nil {
-		return false, fmt.Errorf("cluster %s: compare %s %s: %w", t.Name, kind, klog.KObj(desired), err)
-	}
-	if !ok {
-		log.V(1).Info("Applying "+kind, kind, klog.KObj(desired), "reason", "out of sync", "diff", diff)
-	}
-	return !ok, nil
+	log.V(1).Info("Applying "+in.kind, in.kind, key, "reason", "intent or member object changed since the last apply")
+	return true, nil
 }
 
-// writeObject server-side applies desired and leaves the member's answer
-// in observed.
-func (a *Applier) writeObject(ctx context.Context, t Target, desired, observed client.Object) error {
-	kind := kindOf(desired)
-	u, err := applyPayload(desired)
-	if err != nil {
-		return fmt.Errorf("cluster %s: %w", t.Name, err)
+// writeObject server-side applies in and leaves the member's answer in
+// observed, remembering both for the next skip decision.
+func (a *Applier) writeObject(ctx context.Context, t Target, in *intent, observed client.Object) error {
+	key := in.object()
+	var before digest
+	existed, beforeRV := observed.GetUID() != "", observed.GetResourceVersion()
+	if existed {
+		before = in.fingerprint(observed)
 	}
-	err = a.apply(ctx, t, u)
+	err := a.apply(ctx, t, in.config)
 	if apierrors.IsNotFound(err) {
 		// The only way an apply is NotFound is a missing namespace: the memo
 		// was stale (someone deleted the namespace). Check it and retry once.
-		a.rememberNamespace(clusterNamespace{t.Name, desired.GetNamespace()}, false)
+		a.rememberNamespace(clusterNamespace{t.Name, key.Namespace}, false)
 		if nsErr := a.ensureNamespace(ctx, t, &corev1.Namespace{
 			ObjectMeta: metav1.ObjectMeta{
-				Name:   desired.GetNamespace(),
+				Name:   key.Namespace,
 				Labels: map[string]string{hubv1.ManagedByLabel: hubv1.ManagedByValue},
 			},
 		}); nsErr != nil {
 			return nsErr
 		}
-		u, err = applyPayload(desired)
-		if err != nil {
-			return fmt.Errorf("cluster %s: %w", t.Name, err)
-		}
-		err = a.apply(ctx, t, u)
+		err = a.apply(ctx, t, in.config)
 	}
 	if err != nil {
 		// Whatever failed, re-check the namespace next time: a namespace
 		// being deleted fails with Forbidden, not NotFound.
-		a.rememberNamespace(clusterNamespace{t.Name, desired.GetNamespace()}, false)
-		return &ApplyError{Cluster: t.Name, Op: opApply, Kind: kind, Namespace: desired.GetNamespace(), Name: desired.GetName(), Err: err}
+		a.rememberNamespace(clusterNamespace{t.Name, key.Namespace}, false)
+		a.applied.forget(in.key(t.Name))
+		return &ApplyError{Cluster: t.Name, Op: opApply, Kind: in.kind, Namespace: key.Namespace, Name: key.Name, Err: err}
 	}
-	// Zero observed first: it may hold the stale version read before.
+	// The client decoded the member's answer into the apply configuration,
+	// which has every field of the object; observed may hold the stale
+	// version read before, so it is zeroed first.
+	b, err := json.Marshal(in.config)
 	reflect.ValueOf(observed).Elem().SetZero()
-	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, observed); err != nil {
-		return fmt.Errorf("cluster %s: read back applied %s %s: %w", t.Name, kind, klog.KObj(desired), err)
+	if err == nil {
+		err = json.Unmarshal(b, observed)
 	}
-	a.wrote(t.Name, ActionApply, observed)
+	if err != nil {
+		a.applied.forget(in.key(t.Name))
+		return fmt.Errorf("cluster %s: read back applied %s %s: %w", t.Name, in.kind, key, err)
+	}
+	a.applied.record(in.key(t.Name), appliedRecord{intent: in.hash, before: before, after: in.fingerprint(observed)})
+	// An apply the member answers with the version it had changed nothing
+	// (the first apply of each object after a restart, typically), and is
+	// no write to report.
+	if !existed || observed.GetResourceVersion() != beforeRV {
+		a.wrote(t.Name, ActionApply, observed)
+	}
 	return nil
 }
 
-// apply sends u with server-side apply, forcing ownership of conflicting
-// fields so that member-side edits of managed fields are reverted, and
-// leaves the server's answer in u.
-func (a *Applier) apply(ctx context.Context, t Target, u *unstructured.Unstructured) error {
-	return t.Writer.Apply(ctx, client.ApplyConfigurationFromUnstructured(u),
-		client.FieldOwner(a.fieldManager()), client.ForceOwnership)
+// apply sends config with server-side apply, forcing ownership of
+// conflicting fields so that member-side edits of managed fields are
+// reverted.
+func (a *Applier) apply(ctx context.Context, t Target, config runtime.ApplyConfiguration) error {
+	return t.Writer.Apply(ctx, config, client.FieldOwner(a.fieldManager()), client.ForceOwnership)
 }
 
-// observe reads the member's version of desired into observed: from the
-// cache of owned objects, and on a miss live, since an object we do not own
-// (or one created a moment ago) is not in that cache. found is false only
-// when the live read says it does not exist.
-func (a *Applier) observe(ctx context.Context, t Target, desired, observed client.Object) (found bool, err error) {
-	key := client.ObjectKeyFromObject(desired)
-	kind := kindOf(desired)
+// observe reads the member's object key into observed: from the cache of
+// owned objects, and on a miss live, since an object we do not own (or one
+// created a moment ago) is not in that cache. found is false only when the
+// live read says it does not exist.
+func (a *Applier) observe(ctx context.Context, t Target, kind string, key client.ObjectKey, observed client.Object) (found bool, err error) {
 	err = t.cache().Get(ctx, key, observed)
 	if apierrors.IsNotFound(err) && t.Cache != nil {
 		err = t.live().Get(ctx, key, observed)
@@ -347,27 +393,6 @@ func (a *Applier) observe(ctx context.Context, t Target, desired, observed clien
 	default:
 		return false, &ApplyError{Cluster: t.Name, Op: opGet, Kind: kind, Namespace: key.Namespace, Name: key.Name, Err: err}
 	}
-}
-
-// owned reports whether obj belongs to the MyResource ownerNamespace/ownerName.
-// Owner labels naming another MyResource settle it as not ours. Otherwise it
-// is ours when it carries our labels, or when our field manager applied it
-// before (member-side label edits are drift to revert, not a reason to give
-// the object up: names are deterministic, so an object hub-operator applied
-// under this name was applied for this owner).
-func (a *Applier) owned(obj client.Object, ownerNamespace, ownerName string) bool {
-	l := obj.GetLabels()
-	ns, hasNS := l[hubv1.OwnerNamespaceLabel]
-	name, hasName := l[hubv1.OwnerNameLabel]
-	if (hasNS && ns != ownerNamespace) || (hasName && name != ownerName) {
-		return false
-	}
-	if l[hubv1.ManagedByLabel] == hubv1.ManagedByValue && hasNS && hasName {
-		return true
-	}
-	return slices.ContainsFunc(obj.GetManagedFields(), func(e metav1.ManagedFieldsEntry) bool {
-		return e.Manager == a.fieldManager() && e.Operation == metav1.ManagedFieldsOperationApply && e.Subresource == ""
-	})
 }
 
 // conflict builds the *ConflictError for an object we must not touch. The
@@ -413,7 +438,13 @@ func (a *Applier) deleteStaleService(ctx context.Context, t Target, mr *hubv1.My
 	case err != nil:
 		return &ApplyError{Cluster: t.Name, Op: opGet, Kind: kindService, Namespace: mr.Namespace, Name: mr.Name, Err: err}
 	}
-	if !a.owned(svc, mr.Namespace, mr.Name) || svc.DeletionTimestamp != nil {
+	ours, err := a.owned(ctx, t, svc, mr.Namespace, mr.Name)
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil
+	case err != nil:
+		return err
+	case !ours || svc.DeletionTimestamp != nil:
 		return nil
 	}
 	return a.deleteObject(ctx, t, svc)
@@ -432,9 +463,11 @@ func (a *Applier) deleteObject(ctx context.Context, t Target, obj client.Object)
 		client.Preconditions{UID: &uid})
 	switch {
 	case err == nil:
+		a.forgetApplied(t.Name, kind, obj)
 		a.wrote(t.Name, ActionDelete, obj)
 		return nil
 	case apierrors.IsNotFound(err), apierrors.IsConflict(err):
+		a.forgetApplied(t.Name, kind, obj)
 		// Gone already, or replaced by another object that the next pass
 		// judges on its own.
 		return nil
@@ -467,13 +500,21 @@ func (a *Applier) deleteOwned(ctx context.Context, t Target, key client.ObjectKe
 	kind := kindOf(obj)
 	absent := func() (bool, error) {
 		err := t.live().Get(ctx, key, obj)
-		switch {
-		case apierrors.IsNotFound(err):
-			return true, nil
-		case err != nil:
+		if err != nil && !apierrors.IsNotFound(err) {
 			return false, &ApplyError{Cluster: t.Name, Op: opGet, Kind: kind, Namespace: key.Namespace, Name: key.Name, Err: err}
 		}
-		return !a.owned(obj, key.Namespace, key.Name), nil
+		ours := false
+		if err == nil {
+			ours, err = a.owned(ctx, t, obj, key.Namespace, key.Name)
+		}
+		switch {
+		case apierrors.IsNotFound(err):
+			a.applied.forget(appliedKey{cluster: t.Name, kind: kind, namespace: key.Namespace, name: key.Name})
+			return true, nil
+		case err != nil:
+			return false, err
+		}
+		return !ours, nil
 	}
 	if gone, err := absent(); gone || err != nil {
 		return gone, err
@@ -486,6 +527,11 @@ func (a *Applier) deleteOwned(ctx context.Context, t Target, key client.ObjectKe
 	// Background deletion removes the object itself at once unless another
 	// finalizer holds it, so one more read usually confirms it.
 	return absent()
+}
+
+// forgetApplied drops the apply record of an object that is gone.
+func (a *Applier) forgetApplied(cluster, kind string, obj client.Object) {
+	a.applied.forget(appliedKey{cluster: cluster, kind: kind, namespace: obj.GetNamespace(), name: obj.GetName()})
 }
 
 func (a *Applier) wrote(cluster string, action Action, obj client.Object) {

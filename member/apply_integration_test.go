@@ -15,7 +15,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
@@ -23,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	hubv1 "example.com/hub-operator/api/v1"
+	"example.com/hub-operator/clusterregistry"
 	"example.com/hub-operator/test/controlplane"
 )
 
@@ -49,9 +49,9 @@ func (w *writeLog) take() []string {
 }
 
 // operatorTarget builds the Target the hub would build for m1: clients with
-// the operator's own (audited) identity, and a real cache that holds only
-// objects labelled managed-by=hub-operator, with managed fields stripped as a
-// memory-conscious production cache would.
+// the operator's own (audited) identity, and a real cache configured as in
+// production (clusterregistry.MemberCacheOptions: only objects labelled
+// managed-by=hub-operator, managed fields stripped).
 func operatorTarget(t *testing.T, m *controlplane.Cluster, clusterLabels map[string]string) Target {
 	t.Helper()
 	g := NewWithT(t)
@@ -59,11 +59,9 @@ func operatorTarget(t *testing.T, m *controlplane.Cluster, clusterLabels map[str
 	g.Expect(err).NotTo(HaveOccurred())
 	live, err := client.New(cfg, client.Options{Scheme: controlplane.Scheme()})
 	g.Expect(err).NotTo(HaveOccurred())
-	c, err := cache.New(cfg, cache.Options{
-		Scheme:               controlplane.Scheme(),
-		DefaultLabelSelector: labels.SelectorFromSet(labels.Set{hubv1.ManagedByLabel: hubv1.ManagedByValue}),
-		DefaultTransform:     cache.TransformStripManagedFields(),
-	})
+	opts := clusterregistry.MemberCacheOptions()
+	opts.Scheme = controlplane.Scheme()
+	c, err := cache.New(cfg, opts)
 	g.Expect(err).NotTo(HaveOccurred())
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{})
@@ -112,6 +110,9 @@ func appliedCondition(st hubv1.ClusterStatus) *metav1.Condition {
 // and deleted namespaces never finish terminating; those behaviours are
 // covered where members have fake nodes.
 func TestApplyIntegration(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs a kube-apiserver")
+	}
 	clusterLabels := map[string]string{"env": "prod"}
 	env := controlplane.StartForTest(t, controlplane.Options{Members: []controlplane.MemberOptions{{Name: "m1", Labels: clusterLabels}}})
 	m1 := env.Member("m1")
@@ -170,7 +171,6 @@ func TestApplyIntegration(t *testing.T) {
 			}))
 			g.Expect(obj.GetAnnotations()).To(HaveKeyWithValue(hubv1.OwnerUIDAnnotation, "uid-create"))
 			g.Expect(obj.GetAnnotations()).To(HaveKeyWithValue(hubv1.HubGenerationAnnotation, "3"))
-			g.Expect(obj.GetAnnotations()).To(HaveKey(hubv1.SpecHashAnnotation))
 			g.Expect(obj.GetManagedFields()).To(ContainElement(gstruct.MatchFields(gstruct.IgnoreExtras, gstruct.Fields{
 				"Manager": Equal(hubv1.ManagedByValue), "Operation": Equal(metav1.ManagedFieldsOperationApply),
 			})), "written with server-side apply by field manager hub-operator")
@@ -269,6 +269,32 @@ func TestApplyIntegration(t *testing.T) {
 		}).WithContext(t.Context()).WithTimeout(waitTimeout).Should(Succeed())
 	})
 
+	t.Run("a new process applies each object once, changing nothing, then sends nothing", func(t *testing.T) {
+		g := NewWithT(t)
+		const ns = "restart"
+		mr := newMR(ns)
+		_, err := applier.Apply(t.Context(), mr, target)
+		g.Expect(err).NotTo(HaveOccurred())
+		before := liveDeployment(g, ns)
+		cached(g, ns, func(g Gomega, dep *appsv1.Deployment) {
+			g.Expect(dep.ResourceVersion).To(Equal(before.ResourceVersion))
+		})
+		_, writes0 := requestsFor(g, m1, ns)
+
+		restarted := &writeLog{}
+		fresh := &Applier{OnWrite: restarted.record} // remembers nothing, as after a restart
+		for range 3 {
+			_, err := fresh.Apply(t.Context(), mr, target)
+			g.Expect(err).NotTo(HaveOccurred())
+		}
+		g.Expect(restarted.take()).To(BeEmpty(), "the member answered each apply with the version it had: no write to report")
+		g.Expect(liveDeployment(g, ns).ResourceVersion).To(Equal(before.ResourceVersion))
+		g.Eventually(func(g Gomega) {
+			_, wr := requestsFor(g, m1, ns)
+			g.Expect(wr-writes0).To(Equal(2), "one apply of the Deployment and one of the Service, then none")
+		}).WithContext(t.Context()).WithTimeout(waitTimeout).Should(Succeed())
+	})
+
 	t.Run("a new hub generation is applied and read back as observedGeneration", func(t *testing.T) {
 		g := NewWithT(t)
 		mr := newMR("generation")
@@ -324,6 +350,69 @@ func TestApplyIntegration(t *testing.T) {
 		_, err = applier.Apply(t.Context(), mr, target)
 		g.Expect(err).NotTo(HaveOccurred())
 		g.Expect(liveDeployment(g, "relabel").Labels).To(HaveKeyWithValue(hubv1.ManagedByLabel, hubv1.ManagedByValue))
+	})
+
+	// The production cache strips managed fields, and an object that keeps
+	// its managed-by label stays in it: whether it is ours is confirmed by a
+	// live read, not judged from the cached copy.
+	t.Run("an owner label removed in the member is restored, not a Conflict", func(t *testing.T) {
+		g := NewWithT(t)
+		const ns = "owner-label"
+		mr := newMR(ns)
+		_, err := applier.Apply(t.Context(), mr, target)
+		g.Expect(err).NotTo(HaveOccurred())
+		for _, label := range []string{hubv1.OwnerNameLabel, hubv1.OwnerNamespaceLabel} {
+			for _, obj := range []client.Object{&appsv1.Deployment{}, &corev1.Service{}} {
+				stripLabel(t, g, m1, target, obj, ns, label)
+			}
+			writes.take()
+			_, err = applier.Apply(t.Context(), mr, target)
+			g.Expect(err).NotTo(HaveOccurred(), "removing %s makes no Conflict", label)
+			g.Expect(writes.take()).To(ConsistOf("Apply Deployment "+ns+"/web", "Apply Service "+ns+"/web"))
+			for _, obj := range []client.Object{&appsv1.Deployment{}, &corev1.Service{}} {
+				g.Expect(m1.Client.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: "web"}, obj)).To(Succeed())
+				g.Expect(obj.GetLabels()).To(Equal(map[string]string{
+					hubv1.ManagedByLabel: hubv1.ManagedByValue, hubv1.OwnerNamespaceLabel: ns, hubv1.OwnerNameLabel: "web",
+				}), "%s restored on the %T", label, obj)
+			}
+		}
+	})
+
+	t.Run("an owned object with an owner label removed is still owned, and deleted", func(t *testing.T) {
+		g := NewWithT(t)
+		const ns = "owner-label-delete"
+		_, err := applier.Apply(t.Context(), newMR(ns), target)
+		g.Expect(err).NotTo(HaveOccurred())
+		for _, obj := range []client.Object{&appsv1.Deployment{}, &corev1.Service{}} {
+			stripLabel(t, g, m1, target, obj, ns, hubv1.OwnerNameLabel)
+		}
+		g.Expect(applier.Owns(t.Context(), ns, "web", target)).To(BeTrue(), "a cluster that leaves the placement is cleaned up")
+		writes.take()
+		g.Eventually(func(g Gomega) {
+			gone, err := applier.Delete(t.Context(), ns, "web", target)
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(gone).To(BeTrue())
+		}).WithContext(t.Context()).WithTimeout(waitTimeout).Should(Succeed())
+		g.Expect(writes.take()).To(ConsistOf("Delete Deployment "+ns+"/web", "Delete Service "+ns+"/web"))
+	})
+
+	t.Run("an owner label naming another MyResource stays a Conflict", func(t *testing.T) {
+		g := NewWithT(t)
+		const ns = "owner-label-other"
+		mr := newMR(ns)
+		_, err := applier.Apply(t.Context(), mr, target)
+		g.Expect(err).NotTo(HaveOccurred())
+		dep := liveDeployment(g, ns)
+		dep.Labels[hubv1.OwnerNameLabel] = "api"
+		g.Expect(m1.Client.Update(t.Context(), dep)).To(Succeed())
+		cached(g, ns, func(g Gomega, d *appsv1.Deployment) {
+			g.Expect(d.Labels).To(HaveKeyWithValue(hubv1.OwnerNameLabel, "api"))
+		})
+		writes.take()
+		_, err = applier.Apply(t.Context(), mr, target)
+		g.Expect(Reason(err)).To(Equal(hubv1.ReasonConflict), "got %v", err)
+		g.Expect(writes.take()).To(BeEmpty())
+		g.Expect(liveDeployment(g, ns).Labels).To(HaveKeyWithValue(hubv1.OwnerNameLabel, "api"))
 	})
 
 	t.Run("a Deployment deleted in the member is recreated", func(t *testing.T) {
@@ -490,4 +579,23 @@ func TestApplyIntegration(t *testing.T) {
 			}
 		}
 	})
+}
+
+// stripLabel removes label from the object ns/web in m's member as a member
+// user would, and waits until target's cache holds the result.
+func stripLabel(t *testing.T, g Gomega, m *controlplane.Cluster, target Target, obj client.Object, ns, label string) {
+	t.Helper()
+	key := client.ObjectKey{Namespace: ns, Name: "web"}
+	g.Expect(m.Client.Get(t.Context(), key, obj)).To(Succeed())
+	l := obj.GetLabels()
+	delete(l, label)
+	obj.SetLabels(l)
+	g.Expect(m.Client.Update(t.Context(), obj)).To(Succeed())
+	rv := obj.GetResourceVersion()
+	g.Eventually(func(g Gomega) {
+		cached := obj.DeepCopyObject().(client.Object)
+		g.Expect(target.Cache.Get(t.Context(), key, cached)).To(Succeed())
+		g.Expect(cached.GetResourceVersion()).To(Equal(rv))
+		g.Expect(cached.GetManagedFields()).To(BeEmpty(), "the production cache strips managed fields")
+	}).WithContext(t.Context()).WithTimeout(waitTimeout).Should(Succeed())
 }

@@ -12,11 +12,15 @@
 //
 // Three rules hold everywhere in it:
 //
-//   - Zero writes at rest. An object is written only when its spec-hash
-//     annotation differs from the desired one or a field the operator sets
-//     was changed in the member ("desired is a subset of observed", so
-//     server-side defaults never count as drift). Reads at rest come from the
-//     cluster's cache of owned objects.
+//   - Zero writes at rest. Objects are rendered as typed apply
+//     configurations and written with server-side apply; an apply is skipped
+//     by intent, not by diff: when the same configuration was applied before
+//     and the member object is still the version that apply left (its
+//     generation or resourceVersion, and our labels and annotations). So
+//     what the member adds of its own (defaults, a webhook's sidecar) is
+//     never fought, and any later change to the object is applied over.
+//     Reads at rest come from the cluster's cache of owned objects. A new
+//     process applies each object once, a no-op for the member.
 //   - Never take over. A Deployment or Service of the right name that
 //     hub-operator did not create is left untouched and reported as a
 //     *ConflictError naming its field managers.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"reflect"
 	"syscall"
 	"testing"
 
@@ -15,6 +16,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	hubv1 "example.com/hub-operator/api/v1"
 )
@@ -78,16 +80,38 @@ func TestConflictErrorMessage(t *testing.T) {
 		"(field managers: helm, kubectl-client-side-apply); delete or rename it to let hub-operator create its own"))
 }
 
+// liveStub is a live reader that answers every Get with obj.
+type liveStub struct {
+	obj   client.Object
+	reads int
+}
+
+func (s *liveStub) Get(_ context.Context, _ client.ObjectKey, obj client.Object, _ ...client.GetOption) error {
+	s.reads++
+	reflect.ValueOf(obj).Elem().Set(reflect.ValueOf(s.obj.DeepCopyObject()).Elem())
+	return nil
+}
+
+func (s *liveStub) List(context.Context, client.ObjectList, ...client.ListOption) error {
+	return errors.New("liveStub lists nothing")
+}
+
 func TestOwned(t *testing.T) {
 	ours := map[string]string{
 		hubv1.ManagedByLabel: hubv1.ManagedByValue, hubv1.OwnerNamespaceLabel: "team-a", hubv1.OwnerNameLabel: "web",
 	}
+	nameRemoved := map[string]string{hubv1.ManagedByLabel: hubv1.ManagedByValue, hubv1.OwnerNamespaceLabel: "team-a"}
 	applied := []metav1.ManagedFieldsEntry{{Manager: "hub-operator", Operation: metav1.ManagedFieldsOperationApply}}
 	tests := []struct {
 		name    string
 		labels  map[string]string
 		managed []metav1.ManagedFieldsEntry
-		owned   bool
+		// cached: obj comes from a cache that strips managed fields, and a
+		// live read returns it with live.
+		cached bool
+		live   []metav1.ManagedFieldsEntry
+		owned  bool
+		reads  int
 	}{
 		{name: "our labels naming this owner are ours", labels: ours, owned: true},
 		{name: "no labels and no hub-operator apply is not ours", labels: nil,
@@ -99,12 +123,31 @@ func TestOwned(t *testing.T) {
 		{name: "an object hub-operator applied whose labels were stripped in the member is ours", labels: nil, managed: applied, owned: true},
 		{name: "an Update by a manager named hub-operator is not evidence",
 			managed: []metav1.ManagedFieldsEntry{{Manager: "hub-operator", Operation: metav1.ManagedFieldsOperationUpdate}}},
+		{name: "a cached object with our labels costs no read", labels: ours, cached: true, owned: true},
+		{name: "a cached object naming another owner costs no read, and is not ours",
+			labels: map[string]string{hubv1.ManagedByLabel: hubv1.ManagedByValue, hubv1.OwnerNameLabel: "api"}, cached: true, live: applied},
+		{name: "a cached object with an owner label removed is confirmed ours by a live read",
+			labels: nameRemoved, cached: true, live: applied, owned: true, reads: 1},
+		{name: "a cached object with an owner label removed that we never applied is not ours",
+			labels: nameRemoved, cached: true,
+			live: []metav1.ManagedFieldsEntry{{Manager: "kubectl-create", Operation: metav1.ManagedFieldsOperationUpdate}}, reads: 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			g := NewWithT(t)
 			dep := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "web", Labels: tt.labels, ManagedFields: tt.managed}}
-			g.Expect((&Applier{}).owned(dep, "team-a", "web")).To(Equal(tt.owned))
+			var target Target
+			stub := &liveStub{}
+			if tt.cached {
+				live := dep.DeepCopy()
+				live.ManagedFields = tt.live
+				stub.obj = live
+				target = Target{Name: "m1", Cache: stub, Reader: stub}
+			}
+			owned, err := (&Applier{}).owned(t.Context(), target, dep, "team-a", "web")
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(owned).To(Equal(tt.owned))
+			g.Expect(stub.reads).To(Equal(tt.reads), "live reads")
 		})
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"testing"
 
+	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -57,22 +58,23 @@ func FuzzRender(f *testing.F) {
 			}
 			return
 		}
-		objs := []metav1.Object{d.Deployment}
+		if _, _, err := intents(d); err != nil {
+			t.Fatalf("the rendered objects cannot be hashed for the apply decision: %v", err)
+		}
+		dep, svc := typed(NewWithT(t), d)
+		objs := []metav1.Object{dep}
 		if service {
-			if d.Service == nil {
+			if svc == nil {
 				t.Fatal("spec.service is set but no Service was rendered")
 			}
-			objs = append(objs, d.Service)
-		} else if d.Service != nil {
+			objs = append(objs, svc)
+		} else if svc != nil {
 			t.Fatal("spec.service is absent but a Service was rendered")
 		}
 		for _, obj := range objs {
 			l := obj.GetLabels()
 			if l[hubv1.ManagedByLabel] != hubv1.ManagedByValue || l[hubv1.OwnerNamespaceLabel] != namespace || l[hubv1.OwnerNameLabel] != name {
 				t.Fatalf("%T lacks the ownership labels: %v", obj, l)
-			}
-			if obj.GetAnnotations()[hubv1.SpecHashAnnotation] == "" {
-				t.Fatalf("%T lacks the spec-hash annotation", obj)
 			}
 			if obj.GetAnnotations()[hubv1.OwnerUIDAnnotation] != string(mr.UID) {
 				t.Fatalf("%T lacks the owner-uid annotation", obj)
@@ -84,11 +86,11 @@ func FuzzRender(f *testing.F) {
 		// ReplicaSets and Pods inherit the template's labels; without the
 		// owner labels the member cache would not hold them and their events
 		// could not be mirrored.
-		tl := d.Deployment.Spec.Template.Labels
+		tl := dep.Spec.Template.Labels
 		if tl[hubv1.ManagedByLabel] != hubv1.ManagedByValue || tl[hubv1.OwnerNamespaceLabel] != namespace || tl[hubv1.OwnerNameLabel] != name {
 			t.Fatalf("the pod template lacks the ownership labels: %v", tl)
 		}
-		if tl[hubv1.SelectorLabel] != name || d.Deployment.Spec.Selector.MatchLabels[hubv1.SelectorLabel] != name {
+		if tl[hubv1.SelectorLabel] != name || dep.Spec.Selector.MatchLabels[hubv1.SelectorLabel] != name {
 			t.Fatal("the pod template does not carry the selector label")
 		}
 		if d.Namespace.Labels[hubv1.ManagedByLabel] != hubv1.ManagedByValue {

@@ -1,8 +1,6 @@
 package member
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,12 +8,14 @@ import (
 	"strconv"
 	"strings"
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation"
+	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -61,10 +61,11 @@ type Desired struct {
 	// Namespace is the namespace named like the MyResource's hub namespace.
 	// It is created when missing and never deleted.
 	Namespace *corev1.Namespace `json:"namespace"`
-	// Deployment runs the workload.
-	Deployment *appsv1.Deployment `json:"deployment"`
+	// Deployment runs the workload, as the apply configuration sent with
+	// server-side apply: only the fields the operator sets.
+	Deployment *appsv1ac.DeploymentApplyConfiguration `json:"deployment"`
 	// Service exposes it; nil when spec.service is absent.
-	Service *corev1.Service `json:"service,omitempty"`
+	Service *corev1ac.ServiceApplyConfiguration `json:"service,omitempty"`
 }
 
 // Render computes the desired objects for mr in cluster. It is pure: it reads
@@ -79,27 +80,9 @@ func Render(mr *hubv1.MyResource, cluster Target) (*Desired, error) {
 		return nil, fmt.Errorf("render MyResource %s/%s for cluster %s: %w", mr.Namespace, mr.Name, cluster.Name, err)
 	}
 
-	tmpl := mr.Spec.Deployment.Template.DeepCopy()
-	replicas := ptr.Deref(mr.Spec.Deployment.Replicas, 1)
-	for i := range mr.Spec.Overrides {
-		o := &mr.Spec.Overrides[i]
-		selected, err := Selects(o.ClusterNames, o.ClusterSelector, cluster.Name, cluster.Labels)
-		if err != nil {
-			return nil, fmt.Errorf("render MyResource %s/%s for cluster %s: %w", mr.Namespace, mr.Name, cluster.Name,
-				&InvalidSpecError{Field: fmt.Sprintf("spec.overrides[%d].clusterSelector", i), Err: err})
-		}
-		if !selected {
-			continue
-		}
-		if o.Replicas != nil {
-			replicas = *o.Replicas
-		}
-		for _, c := range overrideTargets(&tmpl.Spec, o.ContainerName) {
-			if o.Image != "" {
-				c.Image = o.Image
-			}
-			c.Env = mergeEnv(c.Env, o.Env)
-		}
+	tmpl, replicas, err := overridden(mr, cluster)
+	if err != nil {
+		return nil, fmt.Errorf("render MyResource %s/%s for cluster %s: %w", mr.Namespace, mr.Name, cluster.Name, err)
 	}
 
 	selector := map[string]string{hubv1.SelectorLabel: mr.Name}
@@ -114,44 +97,32 @@ func Render(mr *hubv1.MyResource, cluster Target) (*Desired, error) {
 	tmpl.Labels[hubv1.ManagedByLabel] = hubv1.ManagedByValue
 	tmpl.Labels[hubv1.OwnerNamespaceLabel] = mr.Namespace
 	tmpl.Labels[hubv1.OwnerNameLabel] = mr.Name
-
-	dep := &appsv1.Deployment{
-		TypeMeta:   metav1.TypeMeta{APIVersion: appsv1.SchemeGroupVersion.String(), Kind: kindDeployment},
-		ObjectMeta: ownedMeta(mr),
-		Spec: appsv1.DeploymentSpec{
-			Replicas: ptr.To(replicas),
-			Selector: &metav1.LabelSelector{MatchLabels: selector},
-			Template: *tmpl,
-		},
-	}
-	if err := stampHash(dep); err != nil {
+	podTmpl, err := podTemplate(tmpl)
+	if err != nil {
 		return nil, fmt.Errorf("render Deployment %s/%s for cluster %s: %w", mr.Namespace, mr.Name, cluster.Name, err)
 	}
 
-	var svc *corev1.Service
+	dep := appsv1ac.Deployment(mr.Name, mr.Namespace).
+		WithLabels(contractLabels(mr)).
+		WithAnnotations(contractAnnotations(mr)).
+		WithSpec(appsv1ac.DeploymentSpec().
+			WithReplicas(replicas).
+			WithSelector(metav1ac.LabelSelector().WithMatchLabels(selector)).
+			WithTemplate(podTmpl))
+
+	var svc *corev1ac.ServiceApplyConfiguration
 	if s := mr.Spec.Service; s != nil {
-		ports := make([]corev1.ServicePort, len(s.Ports))
-		for i, p := range s.Ports {
-			p.DeepCopyInto(&ports[i])
-			// The API server defaults an unset targetPort to port. Rendering
-			// the default keeps a zero from being sent, which would read as
-			// drift on every reconcile.
-			if ports[i].TargetPort.Type == intstr.Int && ports[i].TargetPort.IntVal == 0 {
-				ports[i].TargetPort = intstr.FromInt32(ports[i].Port)
-			}
+		spec := corev1ac.ServiceSpec().WithSelector(selector)
+		if s.Type != "" {
+			spec.WithType(s.Type)
 		}
-		svc = &corev1.Service{
-			TypeMeta:   metav1.TypeMeta{APIVersion: corev1.SchemeGroupVersion.String(), Kind: kindService},
-			ObjectMeta: ownedMeta(mr),
-			Spec: corev1.ServiceSpec{
-				Type:     s.Type,
-				Ports:    ports,
-				Selector: selector,
-			},
+		for i := range s.Ports {
+			spec.WithPorts(servicePort(&s.Ports[i]))
 		}
-		if err := stampHash(svc); err != nil {
-			return nil, fmt.Errorf("render Service %s/%s for cluster %s: %w", mr.Namespace, mr.Name, cluster.Name, err)
-		}
+		svc = corev1ac.Service(mr.Name, mr.Namespace).
+			WithLabels(contractLabels(mr)).
+			WithAnnotations(contractAnnotations(mr)).
+			WithSpec(spec)
 	}
 
 	return &Desired{
@@ -165,6 +136,72 @@ func Render(mr *hubv1.MyResource, cluster Target) (*Desired, error) {
 		Deployment: dep,
 		Service:    svc,
 	}, nil
+}
+
+// overridden is the pod template and replica count for cluster after the
+// overrides that select it, in order.
+func overridden(mr *hubv1.MyResource, cluster Target) (*corev1.PodTemplateSpec, int32, error) {
+	tmpl := mr.Spec.Deployment.Template.DeepCopy()
+	replicas := ptr.Deref(mr.Spec.Deployment.Replicas, 1)
+	for i := range mr.Spec.Overrides {
+		o := &mr.Spec.Overrides[i]
+		selected, err := Selects(o.ClusterNames, o.ClusterSelector, cluster.Name, cluster.Labels)
+		if err != nil {
+			return nil, 0, &InvalidSpecError{Field: fmt.Sprintf("spec.overrides[%d].clusterSelector", i), Err: err}
+		}
+		if !selected {
+			continue
+		}
+		if o.Replicas != nil {
+			replicas = *o.Replicas
+		}
+		for _, c := range overrideTargets(&tmpl.Spec, o.ContainerName) {
+			if o.Image != "" {
+				c.Image = o.Image
+			}
+			c.Env = mergeEnv(c.Env, o.Env)
+		}
+	}
+	return tmpl, replicas, nil
+}
+
+// podTemplate turns the (overridden) pod template into its apply
+// configuration. The template is a whole corev1.PodTemplateSpec of the
+// user's choosing, so it goes through the JSON form both types share rather
+// than a hand-written copy, which would silently drop any field it forgot.
+func podTemplate(tmpl *corev1.PodTemplateSpec) (*corev1ac.PodTemplateSpecApplyConfiguration, error) {
+	b, err := json.Marshal(tmpl)
+	if err != nil {
+		return nil, fmt.Errorf("encode pod template: %w", err)
+	}
+	out := corev1ac.PodTemplateSpec()
+	if err := json.Unmarshal(b, out); err != nil {
+		return nil, fmt.Errorf("decode pod template as an apply configuration: %w", err)
+	}
+	return out, nil
+}
+
+// servicePort sends only the fields the user set: an unset targetPort,
+// protocol or nodePort is left to the member's defaults instead of being
+// claimed as a zero.
+func servicePort(p *corev1.ServicePort) *corev1ac.ServicePortApplyConfiguration {
+	out := corev1ac.ServicePort().WithPort(p.Port)
+	if p.Name != "" {
+		out.WithName(p.Name)
+	}
+	if p.Protocol != "" {
+		out.WithProtocol(p.Protocol)
+	}
+	if p.AppProtocol != nil {
+		out.WithAppProtocol(*p.AppProtocol)
+	}
+	if p.TargetPort.Type == intstr.String || p.TargetPort.IntVal != 0 {
+		out.WithTargetPort(p.TargetPort)
+	}
+	if p.NodePort != 0 {
+		out.WithNodePort(p.NodePort)
+	}
+	return out
 }
 
 // Selects reports whether a cluster is selected by a list of names and a
@@ -249,37 +286,20 @@ func mergeEnv(env, set []corev1.EnvVar) []corev1.EnvVar {
 	return env
 }
 
-// ownedMeta is the contract metadata of a member Deployment or Service.
-func ownedMeta(mr *hubv1.MyResource) metav1.ObjectMeta {
-	return metav1.ObjectMeta{
-		Name:      mr.Name,
-		Namespace: mr.Namespace,
-		Labels: map[string]string{
-			hubv1.ManagedByLabel:      hubv1.ManagedByValue,
-			hubv1.OwnerNamespaceLabel: mr.Namespace,
-			hubv1.OwnerNameLabel:      mr.Name,
-		},
-		Annotations: map[string]string{
-			hubv1.OwnerUIDAnnotation:      string(mr.UID),
-			hubv1.HubGenerationAnnotation: strconv.FormatInt(mr.Generation, 10),
-		},
+// contractLabels are the contract labels of a member Deployment or Service.
+func contractLabels(mr *hubv1.MyResource) map[string]string {
+	return map[string]string{
+		hubv1.ManagedByLabel:      hubv1.ManagedByValue,
+		hubv1.OwnerNamespaceLabel: mr.Namespace,
+		hubv1.OwnerNameLabel:      mr.Name,
 	}
 }
 
-// stampHash sets the spec-hash annotation to the hash of obj as rendered so
-// far. Encoding/json sorts map keys and follows struct order, so the hash is
-// stable for equal objects.
-func stampHash(obj client.Object) error {
-	b, err := json.Marshal(obj)
-	if err != nil {
-		return fmt.Errorf("hash %T: %w", obj, err)
+// contractAnnotations are the contract annotations of a member Deployment or
+// Service, and the hub generation its status is read against.
+func contractAnnotations(mr *hubv1.MyResource) map[string]string {
+	return map[string]string{
+		hubv1.OwnerUIDAnnotation:      string(mr.UID),
+		hubv1.HubGenerationAnnotation: strconv.FormatInt(mr.Generation, 10),
 	}
-	sum := sha256.Sum256(b)
-	ann := obj.GetAnnotations()
-	if ann == nil {
-		ann = map[string]string{}
-	}
-	ann[hubv1.SpecHashAnnotation] = hex.EncodeToString(sum[:16])
-	obj.SetAnnotations(ann)
-	return nil
 }

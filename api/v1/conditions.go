@@ -82,8 +82,11 @@ const (
 	SelectorLabel = "example.com/myresource"
 	// HubGenerationAnnotation carries the hub generation a member object was rendered from.
 	HubGenerationAnnotation = "example.com/hub-generation"
-	// SpecHashAnnotation carries the hash of the desired object, so an apply is
-	// skipped when the cached member object already matches.
+	// SpecHashAnnotation was stamped on member objects by releases that
+	// skipped applies by comparing it.
+	//
+	// Deprecated: no longer written; the first server-side apply of a newer
+	// release removes it from member objects.
 	SpecHashAnnotation = "example.com/spec-hash"
 )
 

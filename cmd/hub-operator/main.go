@@ -179,7 +179,7 @@ func setUp(ctx context.Context, mgr mcmanager.Manager, provider *clusterregistry
 	r := &hub.Reconciler{
 		Hub:            mgr.GetLocalManager().GetClient(),
 		Registry:       provider,
-		Members:        &member.Applier{},
+		Members:        newApplier(provider),
 		FanOut:         o.fanOut,
 		ClusterTimeout: o.clusterTimeout,
 		Metrics:        hubMetrics,
@@ -191,4 +191,18 @@ func setUp(ctx context.Context, mgr mcmanager.Manager, provider *clusterregistry
 		return fmt.Errorf("setting up member event mirroring: %w", err)
 	}
 	return nil
+}
+
+// newApplier returns the Applier of every member, which drops what it
+// remembers of a cluster (namespaces known to exist, the last apply of each
+// object) once the cluster leaves the registry, so that it holds nothing for
+// clusters that are gone.
+func newApplier(provider *clusterregistry.Provider) *member.Applier {
+	applier := &member.Applier{}
+	provider.Subscribe(func(name string) {
+		if _, registered := provider.Lookup(name); !registered {
+			applier.Forget(name)
+		}
+	})
+	return applier
 }

@@ -261,33 +261,26 @@ func (b *baseline) applyMember(ctx context.Context, mr *hubv1.MyResource, m *bas
 	if m.nsErr != nil {
 		return m.nsErr
 	}
-	if err := applyObject(ctx, m.cs.AppsV1().RESTClient(), deployments, desired.Deployment); err != nil {
+	if err := applyObject(ctx, m.cs.AppsV1().RESTClient(), deployments, mr.Namespace, mr.Name, desired.Deployment); err != nil {
 		return fmt.Errorf("cluster %s: %w", m.name, err)
 	}
 	if desired.Service != nil {
-		if err := applyObject(ctx, m.cs.CoreV1().RESTClient(), "services", desired.Service); err != nil {
+		if err := applyObject(ctx, m.cs.CoreV1().RESTClient(), "services", mr.Namespace, mr.Name, desired.Service); err != nil {
 			return fmt.Errorf("cluster %s: %w", m.name, err)
 		}
 	}
 	return nil
 }
 
-// applyObject server-side applies obj without status and without nulls,
-// which the typed object would otherwise send as field removals.
-func applyObject(ctx context.Context, rc rest.Interface, resource string, obj runtime.Object) error {
-	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
-	if err != nil {
-		return err
-	}
-	delete(u, "status")
-	meta, _ := u["metadata"].(map[string]any)
-	delete(meta, "creationTimestamp")
-	body, err := json.Marshal(u)
+// applyObject server-side applies the apply configuration config to the
+// object namespace/name.
+func applyObject(ctx context.Context, rc rest.Interface, resource, namespace, name string, config any) error {
+	body, err := json.Marshal(config)
 	if err != nil {
 		return err
 	}
 	return rc.Patch(types.ApplyPatchType).
-		Namespace(meta["namespace"].(string)).Resource(resource).Name(meta["name"].(string)).
+		Namespace(namespace).Resource(resource).Name(name).
 		Param("fieldManager", "bench-baseline").Param("force", "true").
 		Body(body).Do(ctx).Error()
 }
