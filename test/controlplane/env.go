@@ -65,6 +65,9 @@ type Env struct {
 // fails. On failure the process logs are kept and their directory printed.
 func StartForTest(t testing.TB, opts Options) *Env {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("needs real API servers (etcd, kube-apiserver); skipped with -short")
+	}
 	if opts.Dir == "" {
 		dir, err := os.MkdirTemp("", "controlplane-")
 		if err != nil {
