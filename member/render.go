@@ -13,7 +13,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/utils/ptr"
@@ -83,7 +82,7 @@ func Render(mr *hubv1.MyResource, cluster Target) (*Desired, error) {
 	replicas := ptr.Deref(mr.Spec.Deployment.Replicas, 1)
 	for i := range mr.Spec.Overrides {
 		o := &mr.Spec.Overrides[i]
-		selected, err := Selects(o.ClusterNames, o.ClusterSelector, cluster.Name, cluster.Labels)
+		selected, err := o.Matches(cluster.Name, cluster.Labels)
 		if err != nil {
 			return nil, fmt.Errorf("render MyResource %s/%s for cluster %s: %w", mr.Namespace, mr.Name, cluster.Name,
 				&InvalidSpecError{Field: fmt.Sprintf("spec.overrides[%d].clusterSelector", i), Err: err})
@@ -165,19 +164,6 @@ func Render(mr *hubv1.MyResource, cluster Target) (*Desired, error) {
 		Deployment: dep,
 		Service:    svc,
 	}, nil
-}
-
-// Selects reports whether a cluster is selected by a list of names and a
-// label selector: it is when its name is listed OR its labels match. Kubernetes
-// selector semantics apply: an empty selector matches every cluster, an
-// absent (nil) one matches none by itself. The selector is parsed even when
-// the name matches, so an invalid selector is always reported.
-func Selects(names []string, selector *metav1.LabelSelector, name string, clusterLabels map[string]string) (bool, error) {
-	sel, err := metav1.LabelSelectorAsSelector(selector)
-	if err != nil {
-		return false, err
-	}
-	return slices.Contains(names, name) || sel.Matches(labels.Set(clusterLabels)), nil
 }
 
 // validate rejects input no retry can fix, so the hub can stop retrying and
