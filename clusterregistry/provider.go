@@ -30,7 +30,7 @@ import (
 // Defaults of Options.
 const (
 	// DefaultNamespace is the registry namespace when Options.Namespace is empty.
-	DefaultNamespace = "hub-operator-system"
+	DefaultNamespace = hubv1.DefaultRegistryNamespace
 	// DefaultQPS and DefaultBurst bound the request rate to one member cluster.
 	DefaultQPS   = 50
 	DefaultBurst = 100

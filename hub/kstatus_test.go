@@ -34,7 +34,7 @@ func TestKstatus(t *testing.T) {
 		m.cluster("b").rollingOut = true
 		return m
 	}
-	twoClusters := hubv1.Placement{ClusterNames: []string{"a", "b"}}
+	twoClusters := hubv1.Placement{Selection: hubv1.Selection{ClusterNames: []string{"a", "b"}}}
 	tests := []struct {
 		phase    string
 		mr       *hubv1.MyResource
@@ -47,7 +47,7 @@ func TestKstatus(t *testing.T) {
 		{"converged", placedOn(twoClusters), []clusterregistry.ClusterInfo{ready("a", nil), ready("b", nil)}, newFakeMembers(), kstatus.CurrentStatus, ""},
 		{"a cluster in Conflict", placedOn(twoClusters), []clusterregistry.ClusterInfo{ready("a", nil), ready("b", nil)}, conflict(), kstatus.FailedStatus, "b: Deployment team-a/web exists"},
 		{"a cluster with an invalid kubeconfig", placedOn(twoClusters), []clusterregistry.ClusterInfo{ready("a", nil), invalidKubeconfig}, newFakeMembers(), kstatus.FailedStatus, "b: the kubeconfig uses exec"},
-		{"an invalid spec", placedOn(hubv1.Placement{ClusterSelector: invalidSelector}), nil, newFakeMembers(), kstatus.FailedStatus, "invalid placement.clusterSelector"},
+		{"an invalid spec", placedOn(hubv1.Placement{Selection: hubv1.Selection{ClusterSelector: invalidSelector}}), nil, newFakeMembers(), kstatus.FailedStatus, "invalid placement.clusterSelector"},
 		{"an unreachable cluster may come back", placedOn(twoClusters), []clusterregistry.ClusterInfo{ready("a", nil), unreachable}, newFakeMembers(), kstatus.InProgressStatus, ""},
 		{"deleting", deleting(placedOn(twoClusters), "a", "b"), []clusterregistry.ClusterInfo{ready("a", nil), unreachable}, newFakeMembers("a", "b"), kstatus.TerminatingStatus, ""},
 	}

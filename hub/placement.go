@@ -2,10 +2,8 @@ package hub
 
 import (
 	"fmt"
+	"maps"
 	"slices"
-
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 
 	hubv1 "example.com/hub-operator/api/v1"
 	"example.com/hub-operator/clusterregistry"
@@ -29,19 +27,16 @@ func place(p hubv1.Placement, registry []clusterregistry.ClusterInfo) (placement
 	for _, c := range registry {
 		out.registered[c.Name] = c
 	}
-	set := map[string]bool{}
-	for _, n := range p.ClusterNames {
-		set[n] = true
+	matches, err := p.Matcher()
+	if err != nil {
+		return out, fmt.Errorf("invalid placement.clusterSelector: %w", err)
 	}
-	if p.ClusterSelector != nil {
-		sel, err := metav1.LabelSelectorAsSelector(p.ClusterSelector)
-		if err != nil {
-			return out, fmt.Errorf("invalid placement.clusterSelector: %w", err)
-		}
-		for _, c := range registry {
-			if sel.Matches(labels.Set(c.Labels)) {
-				set[c.Name] = true
-			}
+	// A listed name is selected even when it is not registered, so the
+	// candidates are the registry and the list.
+	set := map[string]bool{}
+	for _, n := range slices.Concat(slices.Collect(maps.Keys(out.registered)), p.ClusterNames) {
+		if matches(n, out.registered[n].Labels) {
+			set[n] = true
 		}
 	}
 	for n := range set {

@@ -25,15 +25,15 @@ func TestPlace(t *testing.T) {
 	}{
 		{name: "an absent selector and no names select nothing", want: nil},
 		{name: "an empty selector selects every registered cluster",
-			placement: hubv1.Placement{ClusterSelector: &metav1.LabelSelector{}}, want: []string{"a", "b", "c"}},
-		{name: "names OR selector", placement: hubv1.Placement{ClusterNames: []string{"b"},
-			ClusterSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"region": "us"}}}, want: []string{"b", "c"}},
+			placement: hubv1.Placement{Selection: hubv1.Selection{ClusterSelector: &metav1.LabelSelector{}}}, want: []string{"a", "b", "c"}},
+		{name: "names OR selector", placement: hubv1.Placement{Selection: hubv1.Selection{ClusterNames: []string{"b"},
+			ClusterSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"region": "us"}}}}, want: []string{"b", "c"}},
 		{name: "a listed name that is not registered is still selected, to report ClusterNotFound",
-			placement: hubv1.Placement{ClusterNames: []string{"zz", "a"}}, want: []string{"a", "zz"}},
+			placement: hubv1.Placement{Selection: hubv1.Selection{ClusterNames: []string{"zz", "a"}}}, want: []string{"a", "zz"}},
 		{name: "an empty registry selects nothing by selector, so nothing is ever cleaned up",
-			placement: hubv1.Placement{ClusterSelector: &metav1.LabelSelector{}}, registry: []clusterregistry.ClusterInfo{}, want: nil},
-		{name: "an invalid selector is an error", wantErr: true, placement: hubv1.Placement{ClusterSelector: &metav1.LabelSelector{
-			MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "env", Operator: "Near"}}}}},
+			placement: hubv1.Placement{Selection: hubv1.Selection{ClusterSelector: &metav1.LabelSelector{}}}, registry: []clusterregistry.ClusterInfo{}, want: nil},
+		{name: "an invalid selector is an error", wantErr: true, placement: hubv1.Placement{Selection: hubv1.Selection{ClusterSelector: &metav1.LabelSelector{
+			MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "env", Operator: "Near"}}}}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

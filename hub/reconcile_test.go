@@ -135,10 +135,10 @@ func TestReconcilePlacement(t *testing.T) {
 		placement hubv1.Placement
 		want      []string
 	}{
-		{"by names", hubv1.Placement{ClusterNames: []string{"a", "b"}}, []string{"a", "b"}},
-		{"by selector", hubv1.Placement{ClusterSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"env": "prod"}}}, []string{"a", "c"}},
-		{"names OR selector", hubv1.Placement{ClusterNames: []string{"b"}, ClusterSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"env": "prod"}}}, []string{"a", "b", "c"}},
-		{"the empty selector selects every registered cluster", hubv1.Placement{ClusterSelector: &metav1.LabelSelector{}}, []string{"a", "b", "c"}},
+		{"by names", hubv1.Placement{Selection: hubv1.Selection{ClusterNames: []string{"a", "b"}}}, []string{"a", "b"}},
+		{"by selector", hubv1.Placement{Selection: hubv1.Selection{ClusterSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"env": "prod"}}}}, []string{"a", "c"}},
+		{"names OR selector", hubv1.Placement{Selection: hubv1.Selection{ClusterNames: []string{"b"}, ClusterSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"env": "prod"}}}}, []string{"a", "b", "c"}},
+		{"the empty selector selects every registered cluster", hubv1.Placement{Selection: hubv1.Selection{ClusterSelector: &metav1.LabelSelector{}}}, []string{"a", "b", "c"}},
 		{"no placement selects none", hubv1.Placement{}, nil},
 	}
 	for _, tt := range tests {
@@ -160,7 +160,7 @@ func TestReconcilePlacement(t *testing.T) {
 
 func TestReconcileAddsTheFinalizerBeforeApplying(t *testing.T) {
 	g := NewWithT(t)
-	mr := placedOn(hubv1.Placement{ClusterNames: []string{"a"}})
+	mr := placedOn(hubv1.Placement{Selection: hubv1.Selection{ClusterNames: []string{"a"}}})
 	mr.Finalizers = nil
 	h := newHarness(t, mr, registryOf(prodDev), newFakeMembers())
 	_, err := h.reconcile()
@@ -171,7 +171,7 @@ func TestReconcileAddsTheFinalizerBeforeApplying(t *testing.T) {
 
 func TestReconcileWaitsForTheRegistry(t *testing.T) {
 	g := NewWithT(t)
-	mr := placedOn(hubv1.Placement{ClusterNames: []string{"a"}})
+	mr := placedOn(hubv1.Placement{Selection: hubv1.Selection{ClusterNames: []string{"a"}}})
 	mr.Finalizers = nil
 	reg := registryOf(prodDev)
 	reg.unsynced = true
@@ -187,7 +187,7 @@ func TestReconcileWaitsForTheRegistry(t *testing.T) {
 
 func TestReconcileSuspendObservesWithoutWriting(t *testing.T) {
 	g := NewWithT(t)
-	mr := placedOn(hubv1.Placement{ClusterNames: []string{"a", "b"}})
+	mr := placedOn(hubv1.Placement{Selection: hubv1.Selection{ClusterNames: []string{"a", "b"}}})
 	mr.Spec.Suspend = true
 	h := newHarness(t, mr, registryOf(prodDev), newFakeMembers("a"))
 	_, err := h.reconcile()
@@ -206,7 +206,7 @@ func TestReconcileReportsAnUnreachableClusterAndGoesOn(t *testing.T) {
 		{Name: "a", State: clusterregistry.StateUnreachable, Reason: hubv1.ReasonClusterUnreachable, Message: "connection refused"},
 		ready("b", nil),
 	})
-	h := newHarness(t, placedOn(hubv1.Placement{ClusterNames: []string{"a", "b"}}), reg, newFakeMembers())
+	h := newHarness(t, placedOn(hubv1.Placement{Selection: hubv1.Selection{ClusterNames: []string{"a", "b"}}}), reg, newFakeMembers())
 	_, err := h.reconcile()
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(h.members.calls).To(ConsistOf("apply b"), "an unreachable cluster is reported, never waited for")
@@ -220,7 +220,7 @@ func TestReconcileConflictIsRecheckedNotRetried(t *testing.T) {
 	g := NewWithT(t)
 	members := newFakeMembers()
 	members.cluster("a").applyErr = &member.ConflictError{Cluster: "a", Kind: "Deployment", Namespace: "team-a", Name: "web", Managers: []string{"kubectl"}}
-	h := newHarness(t, placedOn(hubv1.Placement{ClusterNames: []string{"a", "b"}}), registryOf(prodDev), members)
+	h := newHarness(t, placedOn(hubv1.Placement{Selection: hubv1.Selection{ClusterNames: []string{"a", "b"}}}), registryOf(prodDev), members)
 	res, err := h.reconcile()
 	g.Expect(err).NotTo(HaveOccurred(), "someone else's object is not a reason for backoff")
 	g.Expect(res.RequeueAfter).To(Equal(conflictRecheck))
@@ -232,7 +232,7 @@ func TestReconcileConflictIsRecheckedNotRetried(t *testing.T) {
 
 func TestReconcileWritesNothingWhenNothingChanged(t *testing.T) {
 	g := NewWithT(t)
-	h := newHarness(t, placedOn(hubv1.Placement{ClusterNames: []string{"a", "b"}}), registryOf(prodDev), newFakeMembers())
+	h := newHarness(t, placedOn(hubv1.Placement{Selection: hubv1.Selection{ClusterNames: []string{"a", "b"}}}), registryOf(prodDev), newFakeMembers())
 	_, err := h.reconcile()
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(h.statusWrites).To(Equal(1))
@@ -248,7 +248,7 @@ func TestReconcileWritesNothingWhenNothingChanged(t *testing.T) {
 
 func TestReconcileRecordsEventsOnlyOnceTheStatusIsWritten(t *testing.T) {
 	g := NewWithT(t)
-	h := newHarness(t, placedOn(hubv1.Placement{ClusterNames: []string{"a"}}), registryOf(prodDev), newFakeMembers())
+	h := newHarness(t, placedOn(hubv1.Placement{Selection: hubv1.Selection{ClusterNames: []string{"a"}}}), registryOf(prodDev), newFakeMembers())
 	h.failStatus = true
 	_, err := h.reconcile()
 	g.Expect(err).To(MatchError(ContainSubstring("updating status of MyResource team-a/web")))
@@ -262,7 +262,7 @@ func TestReconcileRecordsEventsOnlyOnceTheStatusIsWritten(t *testing.T) {
 func TestReconcileInvalidSelectorIsTerminal(t *testing.T) {
 	g := NewWithT(t)
 	invalid := &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "env", Operator: "Near"}}}
-	h := newHarness(t, placedOn(hubv1.Placement{ClusterSelector: invalid}), registryOf(prodDev), newFakeMembers())
+	h := newHarness(t, placedOn(hubv1.Placement{Selection: hubv1.Selection{ClusterSelector: invalid}}), registryOf(prodDev), newFakeMembers())
 	_, err := h.reconcile()
 	g.Expect(errors.Is(err, reconcile.TerminalError(nil))).To(BeTrue(), "only a spec change fixes it")
 	got := h.get(g)
@@ -277,7 +277,7 @@ func TestReconcileInvalidSelectorIsTerminal(t *testing.T) {
 
 func TestReconcileCleansUpAClusterThatLeftThePlacement(t *testing.T) {
 	g := NewWithT(t)
-	mr := placedOn(hubv1.Placement{ClusterNames: []string{"a"}})
+	mr := placedOn(hubv1.Placement{Selection: hubv1.Selection{ClusterNames: []string{"a"}}})
 	mr.Status.Clusters = []hubv1.ClusterStatus{availableStatus("a", 1), availableStatus("b", 1)}
 	h := newHarness(t, mr, registryOf(prodDev), newFakeMembers("a", "b"))
 	_, err := h.reconcile()
@@ -312,7 +312,7 @@ func TestReconcileDelete(t *testing.T) {
 	}{
 		{
 			name:     "deletes from every cluster, then drops the finalizer",
-			mr:       deleting(placedOn(hubv1.Placement{ClusterNames: []string{"a", "b"}}), "a", "b"),
+			mr:       deleting(placedOn(hubv1.Placement{Selection: hubv1.Selection{ClusterNames: []string{"a", "b"}}}), "a", "b"),
 			registry: registryOf(prodDev), members: newFakeMembers("a", "b"),
 			released: true,
 			calls:    []string{"owns a", "delete a", "owns b", "delete b", "owns c"},
@@ -321,48 +321,48 @@ func TestReconcileDelete(t *testing.T) {
 		},
 		{
 			name:     "deletionPolicy Orphan leaves the objects and drops the finalizer",
-			mr:       orphanPolicy(deleting(placedOn(hubv1.Placement{ClusterNames: []string{"a"}}), "a")),
+			mr:       orphanPolicy(deleting(placedOn(hubv1.Placement{Selection: hubv1.Selection{ClusterNames: []string{"a"}}}), "a")),
 			registry: registryOf(prodDev), members: newFakeMembers("a"),
 			released:   true,
 			wantEvents: []string{"Normal Orphaned deletionPolicy Orphan: member objects left in place in: a"},
 		},
 		{
 			name:     "force-orphan drops the finalizer at once, even with a member unreachable",
-			mr:       forceOrphan(deleting(placedOn(hubv1.Placement{ClusterNames: []string{"a"}}), "a")),
+			mr:       forceOrphan(deleting(placedOn(hubv1.Placement{Selection: hubv1.Selection{ClusterNames: []string{"a"}}}), "a")),
 			registry: registryOf([]clusterregistry.ClusterInfo{unreachable("a")}), members: newFakeMembers("a"),
 			released:   true,
 			wantEvents: []string{"Warning Orphaned example.com/force-orphan=true: finalizer removed at once"},
 		},
 		{
 			name:     "a cluster Ready in the registry whose connection is gone holds the deletion",
-			mr:       deleting(placedOn(hubv1.Placement{ClusterNames: []string{"a", "b"}}), "a", "b"),
+			mr:       deleting(placedOn(hubv1.Placement{Selection: hubv1.Selection{ClusterNames: []string{"a", "b"}}}), "a", "b"),
 			registry: registryOf(prodDev, "a"), members: newFakeMembers("a", "b"),
 			pending: []string{"a"},
 			calls:   []string{"owns b", "delete b", "owns c"},
 		},
 		{
 			name:     "it holds the deletion even when the status never named it",
-			mr:       deleting(placedOn(hubv1.Placement{ClusterNames: []string{"a"}})),
+			mr:       deleting(placedOn(hubv1.Placement{Selection: hubv1.Selection{ClusterNames: []string{"a"}}})),
 			registry: registryOf(prodDev, "a"), members: newFakeMembers("a"),
 			pending: []string{"a"},
 			calls:   []string{"owns b", "owns c"},
 		},
 		{
 			name:     "an unreachable cluster that holds objects holds the deletion",
-			mr:       deleting(placedOn(hubv1.Placement{ClusterNames: []string{"a"}}), "a"),
+			mr:       deleting(placedOn(hubv1.Placement{Selection: hubv1.Selection{ClusterNames: []string{"a"}}}), "a"),
 			registry: registryOf([]clusterregistry.ClusterInfo{unreachable("a")}), members: newFakeMembers("a"),
 			pending: []string{"a"},
 		},
 		{
 			name:     "an unreachable cluster it was never applied to does not",
-			mr:       deleting(placedOn(hubv1.Placement{ClusterNames: []string{"b"}}), "b"),
+			mr:       deleting(placedOn(hubv1.Placement{Selection: hubv1.Selection{ClusterNames: []string{"b"}}}), "b"),
 			registry: registryOf([]clusterregistry.ClusterInfo{unreachable("a"), ready("b", nil)}), members: newFakeMembers("b"),
 			released: true,
 			calls:    []string{"owns b", "delete b"},
 		},
 		{
 			name:     "a failed delete holds the deletion",
-			mr:       deleting(placedOn(hubv1.Placement{ClusterNames: []string{"a"}}), "a"),
+			mr:       deleting(placedOn(hubv1.Placement{Selection: hubv1.Selection{ClusterNames: []string{"a"}}}), "a"),
 			registry: registryOf(prodDev), members: newFakeMembers("a"),
 			deleteErr: errors.New("cluster a: delete Deployment team-a/web: the server is currently unable to handle the request"),
 			pending:   []string{"a"},
@@ -370,7 +370,7 @@ func TestReconcileDelete(t *testing.T) {
 		},
 		{
 			name:     "a cluster that left the registry is released with a warning",
-			mr:       deleting(placedOn(hubv1.Placement{ClusterNames: []string{"gone"}}), "gone"),
+			mr:       deleting(placedOn(hubv1.Placement{Selection: hubv1.Selection{ClusterNames: []string{"gone"}}}), "gone"),
 			registry: registryOf(prodDev), members: newFakeMembers(),
 			released:   true,
 			calls:      []string{"owns a", "owns b", "owns c"},
@@ -415,7 +415,7 @@ func TestReconcileDelete(t *testing.T) {
 
 func TestReconcileDeleteWhileSuspendedTouchesNoMember(t *testing.T) {
 	g := NewWithT(t)
-	mr := deleting(placedOn(hubv1.Placement{ClusterNames: []string{"a"}}), "a")
+	mr := deleting(placedOn(hubv1.Placement{Selection: hubv1.Selection{ClusterNames: []string{"a"}}}), "a")
 	mr.Spec.Suspend = true
 	h := newHarness(t, mr, registryOf(prodDev), newFakeMembers("a"))
 	_, err := h.reconcile()

@@ -13,7 +13,7 @@ import (
 
 func TestSettleHoldsOnlyAFreshProgressStatus(t *testing.T) {
 	reg := []clusterregistry.ClusterInfo{{Name: "a"}, {Name: "b"}}
-	p, _ := place(hubv1.Placement{ClusterNames: []string{"a", "b"}}, reg)
+	p, _ := place(hubv1.Placement{Selection: hubv1.Selection{ClusterNames: []string{"a", "b"}}}, reg)
 	T, F := metav1.ConditionTrue, metav1.ConditionFalse
 	appliedAt := func(e hubv1.ClusterStatus, gen int64) hubv1.ClusterStatus {
 		for i := range e.Conditions {

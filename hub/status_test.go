@@ -20,7 +20,7 @@ func entry(name string, gen int64, applied, available metav1.ConditionStatus, re
 
 func TestAggregate(t *testing.T) {
 	reg := []clusterregistry.ClusterInfo{{Name: "a"}, {Name: "b"}}
-	p, _ := place(hubv1.Placement{ClusterNames: []string{"a", "b"}}, reg)
+	p, _ := place(hubv1.Placement{Selection: hubv1.Selection{ClusterNames: []string{"a", "b"}}}, reg)
 	T, F := metav1.ConditionTrue, metav1.ConditionFalse
 	tests := []struct {
 		name          string
@@ -73,7 +73,7 @@ func TestAggregate(t *testing.T) {
 func TestAggregateIsStable(t *testing.T) {
 	g := NewWithT(t)
 	reg := []clusterregistry.ClusterInfo{{Name: "a"}}
-	p, _ := place(hubv1.Placement{ClusterNames: []string{"a"}}, reg)
+	p, _ := place(hubv1.Placement{Selection: hubv1.Selection{ClusterNames: []string{"a"}}}, reg)
 	mr := &hubv1.MyResource{}
 	mr.Generation = 1
 	e := entry("a", 1, metav1.ConditionTrue, metav1.ConditionTrue, "x")

@@ -8,8 +8,6 @@ import (
 	"golang.org/x/time/rate"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -110,8 +108,8 @@ func (r *Reconciler) affectedBy(ctx context.Context, clusterName string) []mcrec
 	clusterLabels, registered := r.labelsOf(clusterName)
 	var out []mcreconcile.Request
 	for _, mr := range list.Items {
-		if slices.Contains(mr.Spec.Placement.ClusterNames, clusterName) || previous(&mr, clusterName) != nil ||
-			!mr.DeletionTimestamp.IsZero() || (registered && selectorMatches(mr.Spec.Placement.ClusterSelector, clusterLabels)) {
+		if mayPlace(mr.Spec.Placement, clusterName, clusterLabels, registered) || previous(&mr, clusterName) != nil ||
+			!mr.DeletionTimestamp.IsZero() {
 			out = append(out, mcreconcile.Request{Request: reconcile.Request{NamespacedName: types.NamespacedName{Namespace: mr.Namespace, Name: mr.Name}}})
 		}
 	}
@@ -128,14 +126,16 @@ func (r *Reconciler) labelsOf(clusterName string) (map[string]string, bool) {
 	return nil, false
 }
 
-// selectorMatches says whether a placement selector selects a cluster with
-// these labels. An invalid selector matches, so that the reconcile reports it.
-func selectorMatches(sel *metav1.LabelSelector, clusterLabels map[string]string) bool {
-	if sel == nil {
-		return false
+// mayPlace says whether a placement may select a cluster. One gone from
+// the registry has no labels left, so only its name can select it. An
+// invalid selector selects, so that the reconcile reports it.
+func mayPlace(p hubv1.Placement, name string, clusterLabels map[string]string, registered bool) bool {
+	sel := p.Selection
+	if !registered {
+		sel.ClusterSelector = nil
 	}
-	s, err := metav1.LabelSelectorAsSelector(sel)
-	return err != nil || s.Matches(labels.Set(clusterLabels))
+	ok, err := sel.Matches(name, clusterLabels)
+	return ok || err != nil
 }
 
 // specOrLifecycleChanged ignores the MyResource's own status writes (they

@@ -33,16 +33,16 @@ func TestAffectedBy(t *testing.T) {
 		}
 		return out
 	}
-	deleting := mr("deleting", hubv1.Placement{ClusterNames: []string{"other"}})
+	deleting := mr("deleting", hubv1.Placement{Selection: hubv1.Selection{ClusterNames: []string{"other"}}})
 	deleting.Finalizers = []string{hubv1.FinalizerName}
 	deleting.DeletionTimestamp = ptr.To(metav1.Now())
 	all := []*hubv1.MyResource{
-		mr("by-name", hubv1.Placement{ClusterNames: []string{"m1"}}),
-		mr("by-selector", hubv1.Placement{ClusterSelector: prod}),
-		mr("other-selector", hubv1.Placement{ClusterSelector: dev}),
-		mr("other-selector-with-entry", hubv1.Placement{ClusterSelector: dev}, "m1"),
-		mr("other-name", hubv1.Placement{ClusterNames: []string{"other"}}, "other"),
-		mr("invalid-selector", hubv1.Placement{ClusterSelector: invalid}),
+		mr("by-name", hubv1.Placement{Selection: hubv1.Selection{ClusterNames: []string{"m1"}}}),
+		mr("by-selector", hubv1.Placement{Selection: hubv1.Selection{ClusterSelector: prod}}),
+		mr("other-selector", hubv1.Placement{Selection: hubv1.Selection{ClusterSelector: dev}}),
+		mr("other-selector-with-entry", hubv1.Placement{Selection: hubv1.Selection{ClusterSelector: dev}}, "m1"),
+		mr("other-name", hubv1.Placement{Selection: hubv1.Selection{ClusterNames: []string{"other"}}}, "other"),
+		mr("invalid-selector", hubv1.Placement{Selection: hubv1.Selection{ClusterSelector: invalid}}),
 		deleting,
 	}
 	tests := []struct {

@@ -41,7 +41,7 @@ func FuzzRender(f *testing.F) {
 				}}
 			}
 		}
-		o := hubv1.Override{ClusterNames: []string{cluster}, ClusterSelector: sel, Image: image, ContainerName: containerName}
+		o := hubv1.Override{Selection: hubv1.Selection{ClusterNames: []string{cluster}, ClusterSelector: sel}, Image: image, ContainerName: containerName}
 		if replicas >= 0 {
 			o.Replicas = ptr.To(replicas)
 		}

@@ -10,7 +10,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation"
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
@@ -145,7 +144,7 @@ func overridden(mr *hubv1.MyResource, cluster Target) (*corev1.PodTemplateSpec, 
 	replicas := ptr.Deref(mr.Spec.Deployment.Replicas, 1)
 	for i := range mr.Spec.Overrides {
 		o := &mr.Spec.Overrides[i]
-		selected, err := Selects(o.ClusterNames, o.ClusterSelector, cluster.Name, cluster.Labels)
+		selected, err := o.Matches(cluster.Name, cluster.Labels)
 		if err != nil {
 			return nil, 0, &InvalidSpecError{Field: fmt.Sprintf("spec.overrides[%d].clusterSelector", i), Err: err}
 		}
@@ -202,19 +201,6 @@ func servicePort(p *corev1.ServicePort) *corev1ac.ServicePortApplyConfiguration 
 		out.WithNodePort(p.NodePort)
 	}
 	return out
-}
-
-// Selects reports whether a cluster is selected by a list of names and a
-// label selector: it is when its name is listed OR its labels match. Kubernetes
-// selector semantics apply: an empty selector matches every cluster, an
-// absent (nil) one matches none by itself. The selector is parsed even when
-// the name matches, so an invalid selector is always reported.
-func Selects(names []string, selector *metav1.LabelSelector, name string, clusterLabels map[string]string) (bool, error) {
-	sel, err := metav1.LabelSelectorAsSelector(selector)
-	if err != nil {
-		return false, err
-	}
-	return slices.Contains(names, name) || sel.Matches(labels.Set(clusterLabels)), nil
 }
 
 // validate rejects input no retry can fix, so the hub can stop retrying and

@@ -117,7 +117,7 @@ func TestRender(t *testing.T) {
 		{
 			name: "override by cluster name replaces replicas",
 			mutate: func(mr *hubv1.MyResource) {
-				mr.Spec.Overrides = []hubv1.Override{{ClusterNames: []string{"m1"}, Replicas: ptr.To[int32](5)}}
+				mr.Spec.Overrides = []hubv1.Override{{Selection: hubv1.Selection{ClusterNames: []string{"m1"}}, Replicas: ptr.To[int32](5)}}
 			},
 			cluster:  prod,
 			replicas: 5,
@@ -125,7 +125,7 @@ func TestRender(t *testing.T) {
 		{
 			name: "override naming another cluster does not apply",
 			mutate: func(mr *hubv1.MyResource) {
-				mr.Spec.Overrides = []hubv1.Override{{ClusterNames: []string{"m2"}, Replicas: ptr.To[int32](5)}}
+				mr.Spec.Overrides = []hubv1.Override{{Selection: hubv1.Selection{ClusterNames: []string{"m2"}}, Replicas: ptr.To[int32](5)}}
 			},
 			cluster:  prod,
 			replicas: 2,
@@ -134,9 +134,9 @@ func TestRender(t *testing.T) {
 			name: "override by selector matching the cluster labels applies",
 			mutate: func(mr *hubv1.MyResource) {
 				mr.Spec.Overrides = []hubv1.Override{{
-					ClusterSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{
+					Selection: hubv1.Selection{ClusterSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{
 						{Key: "region", Operator: metav1.LabelSelectorOpIn, Values: []string{"eu", "us"}},
-					}},
+					}}},
 					Replicas: ptr.To[int32](7),
 				}}
 			},
@@ -147,8 +147,8 @@ func TestRender(t *testing.T) {
 			name: "override by selector not matching does not apply",
 			mutate: func(mr *hubv1.MyResource) {
 				mr.Spec.Overrides = []hubv1.Override{{
-					ClusterSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"env": "dev"}},
-					Replicas:        ptr.To[int32](7),
+					Selection: hubv1.Selection{ClusterSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"env": "dev"}}},
+					Replicas:  ptr.To[int32](7),
 				}}
 			},
 			cluster:  prod,
@@ -157,7 +157,7 @@ func TestRender(t *testing.T) {
 		{
 			name: "empty selector selects every cluster",
 			mutate: func(mr *hubv1.MyResource) {
-				mr.Spec.Overrides = []hubv1.Override{{ClusterSelector: &metav1.LabelSelector{}, Replicas: ptr.To[int32](4)}}
+				mr.Spec.Overrides = []hubv1.Override{{Selection: hubv1.Selection{ClusterSelector: &metav1.LabelSelector{}}, Replicas: ptr.To[int32](4)}}
 			},
 			cluster:  Target{Name: "bare"},
 			replicas: 4,
@@ -166,9 +166,8 @@ func TestRender(t *testing.T) {
 			name: "name OR selector: a listed name applies even when the selector does not match",
 			mutate: func(mr *hubv1.MyResource) {
 				mr.Spec.Overrides = []hubv1.Override{{
-					ClusterNames:    []string{"m1"},
-					ClusterSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"env": "dev"}},
-					Replicas:        ptr.To[int32](9),
+					Selection: hubv1.Selection{ClusterNames: []string{"m1"}, ClusterSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"env": "dev"}}},
+					Replicas:  ptr.To[int32](9),
 				}}
 			},
 			cluster:  prod,
@@ -178,9 +177,9 @@ func TestRender(t *testing.T) {
 			name: "later overrides win",
 			mutate: func(mr *hubv1.MyResource) {
 				mr.Spec.Overrides = []hubv1.Override{
-					{ClusterNames: []string{"m1"}, Replicas: ptr.To[int32](3), Image: "nginx:first"},
-					{ClusterSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"env": "prod"}}, Replicas: ptr.To[int32](6)},
-					{ClusterNames: []string{"m2"}, Replicas: ptr.To[int32](8)},
+					{Selection: hubv1.Selection{ClusterNames: []string{"m1"}}, Replicas: ptr.To[int32](3), Image: "nginx:first"},
+					{Selection: hubv1.Selection{ClusterSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"env": "prod"}}}, Replicas: ptr.To[int32](6)},
+					{Selection: hubv1.Selection{ClusterNames: []string{"m2"}}, Replicas: ptr.To[int32](8)},
 				}
 			},
 			cluster:  prod,
@@ -190,7 +189,7 @@ func TestRender(t *testing.T) {
 		{
 			name: "image without containerName replaces every regular container's image but not init containers",
 			mutate: func(mr *hubv1.MyResource) {
-				mr.Spec.Overrides = []hubv1.Override{{ClusterNames: []string{"m1"}, Image: "registry/eu:2"}}
+				mr.Spec.Overrides = []hubv1.Override{{Selection: hubv1.Selection{ClusterNames: []string{"m1"}}, Image: "registry/eu:2"}}
 			},
 			cluster:  prod,
 			replicas: 2,
@@ -199,7 +198,7 @@ func TestRender(t *testing.T) {
 		{
 			name: "image with containerName replaces only that container",
 			mutate: func(mr *hubv1.MyResource) {
-				mr.Spec.Overrides = []hubv1.Override{{ClusterNames: []string{"m1"}, Image: "envoy:2", ContainerName: "sidecar"}}
+				mr.Spec.Overrides = []hubv1.Override{{Selection: hubv1.Selection{ClusterNames: []string{"m1"}}, Image: "envoy:2", ContainerName: "sidecar"}}
 			},
 			cluster:  prod,
 			replicas: 2,
@@ -208,7 +207,7 @@ func TestRender(t *testing.T) {
 		{
 			name: "containerName may name an init container",
 			mutate: func(mr *hubv1.MyResource) {
-				mr.Spec.Overrides = []hubv1.Override{{ClusterNames: []string{"m1"}, Image: "busybox:2", ContainerName: "init"}}
+				mr.Spec.Overrides = []hubv1.Override{{Selection: hubv1.Selection{ClusterNames: []string{"m1"}}, Image: "busybox:2", ContainerName: "init"}}
 			},
 			cluster:  prod,
 			replicas: 2,
@@ -218,7 +217,7 @@ func TestRender(t *testing.T) {
 			name: "env replaces by name in place and appends new names",
 			mutate: func(mr *hubv1.MyResource) {
 				mr.Spec.Overrides = []hubv1.Override{{
-					ClusterNames:  []string{"m1"},
+					Selection:     hubv1.Selection{ClusterNames: []string{"m1"}},
 					ContainerName: "app",
 					Env:           []corev1.EnvVar{{Name: "REGION", Value: "eu"}, {Name: "MODE", Value: "prod"}},
 				}}
@@ -231,8 +230,8 @@ func TestRender(t *testing.T) {
 			name: "env of successive overrides accumulates and the last value wins",
 			mutate: func(mr *hubv1.MyResource) {
 				mr.Spec.Overrides = []hubv1.Override{
-					{ClusterNames: []string{"m1"}, Env: []corev1.EnvVar{{Name: "A", Value: "1"}, {Name: "LEVEL", Value: "debug"}}},
-					{ClusterNames: []string{"m1"}, Env: []corev1.EnvVar{{Name: "A", Value: "2"}}},
+					{Selection: hubv1.Selection{ClusterNames: []string{"m1"}}, Env: []corev1.EnvVar{{Name: "A", Value: "1"}, {Name: "LEVEL", Value: "debug"}}},
+					{Selection: hubv1.Selection{ClusterNames: []string{"m1"}}, Env: []corev1.EnvVar{{Name: "A", Value: "2"}}},
 				}
 			},
 			cluster:  prod,
@@ -378,7 +377,7 @@ func TestRenderHash(t *testing.T) {
 			name:    "an override for this cluster changes the Deployment hash",
 			cluster: prod,
 			mutate: func(mr *hubv1.MyResource) {
-				mr.Spec.Overrides = []hubv1.Override{{ClusterNames: []string{"m1"}, Image: "x:1"}}
+				mr.Spec.Overrides = []hubv1.Override{{Selection: hubv1.Selection{ClusterNames: []string{"m1"}}, Image: "x:1"}}
 			},
 			depChanges: true,
 		},
@@ -386,7 +385,7 @@ func TestRenderHash(t *testing.T) {
 			name:    "an override for another cluster does not change the hash",
 			cluster: prod,
 			mutate: func(mr *hubv1.MyResource) {
-				mr.Spec.Overrides = []hubv1.Override{{ClusterNames: []string{"m2"}, Image: "x:1"}}
+				mr.Spec.Overrides = []hubv1.Override{{Selection: hubv1.Selection{ClusterNames: []string{"m2"}}, Image: "x:1"}}
 			},
 		},
 	}
@@ -421,10 +420,13 @@ func TestRenderInvalid(t *testing.T) {
 			name: "an override selector that does not parse is a permanent error naming the override",
 			mutate: func(mr *hubv1.MyResource) {
 				mr.Spec.Overrides = []hubv1.Override{
-					{ClusterNames: []string{"m2"}, Replicas: ptr.To[int32](1)},
-					{ClusterSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{
-						{Key: "env", Operator: "Like", Values: []string{"p"}},
-					}}, Replicas: ptr.To[int32](1)},
+					{Selection: hubv1.Selection{ClusterNames: []string{"m2"}}, Replicas: ptr.To[int32](1)},
+					{
+						Selection: hubv1.Selection{ClusterSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{
+							{Key: "env", Operator: "Like", Values: []string{"p"}},
+						}}},
+						Replicas: ptr.To[int32](1),
+					},
 				}
 			},
 			field: "spec.overrides[1].clusterSelector",
@@ -433,9 +435,8 @@ func TestRenderInvalid(t *testing.T) {
 			name: "an invalid selector is reported even when the cluster is listed by name",
 			mutate: func(mr *hubv1.MyResource) {
 				mr.Spec.Overrides = []hubv1.Override{{
-					ClusterNames:    []string{"m1"},
-					ClusterSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"bad key!": "x"}},
-					Replicas:        ptr.To[int32](1),
+					Selection: hubv1.Selection{ClusterNames: []string{"m1"}, ClusterSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"bad key!": "x"}}},
+					Replicas:  ptr.To[int32](1),
 				}}
 			},
 			field: "spec.overrides[0].clusterSelector",
@@ -443,7 +444,7 @@ func TestRenderInvalid(t *testing.T) {
 		{
 			name: "a containerName that names no container is a permanent error",
 			mutate: func(mr *hubv1.MyResource) {
-				mr.Spec.Overrides = []hubv1.Override{{ClusterNames: []string{"m2"}, ContainerName: "nope", Image: "x"}}
+				mr.Spec.Overrides = []hubv1.Override{{Selection: hubv1.Selection{ClusterNames: []string{"m2"}}, ContainerName: "nope", Image: "x"}}
 			},
 			field: "spec.overrides[0].containerName",
 		},
@@ -504,8 +505,8 @@ func TestRenderGolden(t *testing.T) {
 			cluster: prod,
 			mutate: func(mr *hubv1.MyResource) {
 				mr.Spec.Overrides = []hubv1.Override{
-					{ClusterSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"env": "prod"}}, Replicas: ptr.To[int32](5), Image: "nginx:eu"},
-					{ClusterNames: []string{"m1"}, ContainerName: "sidecar", Image: "envoy:eu", Env: []corev1.EnvVar{{Name: "REGION", Value: "eu"}}},
+					{Selection: hubv1.Selection{ClusterSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"env": "prod"}}}, Replicas: ptr.To[int32](5), Image: "nginx:eu"},
+					{Selection: hubv1.Selection{ClusterNames: []string{"m1"}}, ContainerName: "sidecar", Image: "envoy:eu", Env: []corev1.EnvVar{{Name: "REGION", Value: "eu"}}},
 				}
 			},
 		},

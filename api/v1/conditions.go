@@ -64,6 +64,11 @@ const (
 	// the finalizer at once and leaves member objects where they are.
 	ForceOrphanAnnotation = "example.com/force-orphan"
 
+	// DefaultRegistryNamespace is the namespace of the registry Secrets when
+	// neither a flag nor POD_NAMESPACE names one. It lives here, not in
+	// clusterregistry, so that kubectl-hub can default to it without linking
+	// the operator's runtime.
+	DefaultRegistryNamespace = "hub-operator-system"
 	// MemberClusterLabel marks a hub Secret as a registry entry.
 	MemberClusterLabel = "example.com/member-cluster"
 	// KubeconfigKey is the data key of a registry Secret holding the kubeconfig.

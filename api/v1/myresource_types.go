@@ -17,31 +17,9 @@ const (
 	DeletionPolicyOrphan DeletionPolicy = "Orphan"
 )
 
-// Placement selects member clusters. A cluster is selected when its name is
-// listed OR its labels match the selector. An empty selector ({}) selects
-// every registered cluster; an absent one selects none by itself.
+// Placement selects the member clusters a MyResource runs in.
 type Placement struct {
-	// ClusterNames lists clusters by registry Secret name, so each is a
-	// lowercase DNS subdomain such as member-1.
-	// +optional
-	// +listType=set
-	// +kubebuilder:validation:MaxItems=1000
-	// +kubebuilder:validation:items:MinLength=1
-	// +kubebuilder:validation:items:MaxLength=253
-	// +kubebuilder:validation:items:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
-	ClusterNames []string `json:"clusterNames,omitempty"`
-
-	// ClusterSelector selects clusters by the labels of their registry Secret.
-	// A selector that is not a valid label selector is rejected here rather
-	// than silently selecting nothing; it may hold at most 16 matchExpressions
-	// and 64 matchLabels.
-	// +optional
-	// +kubebuilder:validation:XValidation:rule="!has(self.matchExpressions) || self.matchExpressions.all(e, !(e.operator in ['In', 'NotIn']) || (has(e.values) && size(e.values) > 0))",message="In and NotIn need at least one value",fieldPath=".matchExpressions"
-	// +kubebuilder:validation:XValidation:rule="!has(self.matchExpressions) || self.matchExpressions.all(e, !(e.operator in ['Exists', 'DoesNotExist']) || !has(e.values) || size(e.values) == 0)",message="Exists and DoesNotExist take no values",fieldPath=".matchExpressions"
-	// +kubebuilder:validation:XValidation:rule="!has(self.matchExpressions) || self.matchExpressions.all(e, !format.qualifiedName().validate(e.key).hasValue())",message="each key must be a label key such as region or example.com/region",fieldPath=".matchExpressions"
-	// +kubebuilder:validation:XValidation:rule="!has(self.matchLabels) || self.matchLabels.all(k, !format.qualifiedName().validate(k).hasValue())",message="each key must be a label key such as region or example.com/region",fieldPath=".matchLabels"
-	// +kubebuilder:validation:XValidation:rule="!has(self.matchLabels) || self.matchLabels.all(k, !format.labelValue().validate(self.matchLabels[k]).hasValue())",message="each value must be a label value: at most 63 letters, digits, '-', '_' or '.'",fieldPath=".matchLabels"
-	ClusterSelector *metav1.LabelSelector `json:"clusterSelector,omitempty"`
+	Selection `json:",inline"`
 }
 
 // DeploymentSpec is the workload run in every selected cluster.
@@ -97,24 +75,9 @@ type ServiceSpec struct {
 // +kubebuilder:validation:XValidation:rule="has(self.replicas) || has(self.image) || (has(self.env) && size(self.env) > 0)",message="an override must change something: set replicas, image or env"
 // +kubebuilder:validation:XValidation:rule="!has(self.containerName) || has(self.image) || has(self.env)",message="containerName narrows image or env: set one of them"
 type Override struct {
-	// ClusterNames lists the clusters this override applies to.
-	// +optional
-	// +listType=set
-	// +kubebuilder:validation:MaxItems=1000
-	// +kubebuilder:validation:items:MinLength=1
-	// +kubebuilder:validation:items:MaxLength=253
-	// +kubebuilder:validation:items:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
-	ClusterNames []string `json:"clusterNames,omitempty"`
-
-	// ClusterSelector selects the clusters this override applies to by label,
-	// with the same rules as placement.clusterSelector.
-	// +optional
-	// +kubebuilder:validation:XValidation:rule="!has(self.matchExpressions) || self.matchExpressions.all(e, !(e.operator in ['In', 'NotIn']) || (has(e.values) && size(e.values) > 0))",message="In and NotIn need at least one value",fieldPath=".matchExpressions"
-	// +kubebuilder:validation:XValidation:rule="!has(self.matchExpressions) || self.matchExpressions.all(e, !(e.operator in ['Exists', 'DoesNotExist']) || !has(e.values) || size(e.values) == 0)",message="Exists and DoesNotExist take no values",fieldPath=".matchExpressions"
-	// +kubebuilder:validation:XValidation:rule="!has(self.matchExpressions) || self.matchExpressions.all(e, !format.qualifiedName().validate(e.key).hasValue())",message="each key must be a label key such as region or example.com/region",fieldPath=".matchExpressions"
-	// +kubebuilder:validation:XValidation:rule="!has(self.matchLabels) || self.matchLabels.all(k, !format.qualifiedName().validate(k).hasValue())",message="each key must be a label key such as region or example.com/region",fieldPath=".matchLabels"
-	// +kubebuilder:validation:XValidation:rule="!has(self.matchLabels) || self.matchLabels.all(k, !format.labelValue().validate(self.matchLabels[k]).hasValue())",message="each value must be a label value: at most 63 letters, digits, '-', '_' or '.'",fieldPath=".matchLabels"
-	ClusterSelector *metav1.LabelSelector `json:"clusterSelector,omitempty"`
+	// Selection picks the clusters this override applies to, with the same
+	// rules as placement.
+	Selection `json:",inline"`
 
 	// Replicas replaces deployment.replicas.
 	// +kubebuilder:validation:Minimum=0

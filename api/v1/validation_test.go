@@ -20,7 +20,7 @@ import (
 // one thing in it, so a rejection can only come from that one thing.
 func validSpec() hubv1.MyResourceSpec {
 	return hubv1.MyResourceSpec{
-		Placement: hubv1.Placement{ClusterNames: []string{"member-1"}},
+		Placement: hubv1.Placement{Selection: hubv1.Selection{ClusterNames: []string{"member-1"}}},
 		Deployment: hubv1.DeploymentSpec{
 			Template: corev1.PodTemplateSpec{
 				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: "nginx:1.27"}}},
@@ -77,7 +77,8 @@ func TestCRDValidation(t *testing.T) {
 		{
 			name: "negative override replicas are rejected",
 			mutate: withOverride(hubv1.Override{
-				ClusterNames: []string{"member-1"}, Replicas: ptr.To[int32](-3),
+				Selection: hubv1.Selection{ClusterNames: []string{"member-1"}},
+				Replicas:  ptr.To[int32](-3),
 			}),
 			want: []string{"spec.overrides[0].replicas", "greater than or equal to 0"},
 		},
@@ -122,13 +123,15 @@ func TestCRDValidation(t *testing.T) {
 		},
 		{
 			name:   "an override that changes nothing is rejected",
-			mutate: withOverride(hubv1.Override{ClusterNames: []string{"member-1"}}),
+			mutate: withOverride(hubv1.Override{Selection: hubv1.Selection{ClusterNames: []string{"member-1"}}}),
 			want:   []string{"spec.overrides[0]", "an override must change something"},
 		},
 		{
 			name: "an override with containerName but nothing to narrow is rejected",
 			mutate: withOverride(hubv1.Override{
-				ClusterNames: []string{"member-1"}, ContainerName: "web", Replicas: ptr.To[int32](2),
+				Selection:     hubv1.Selection{ClusterNames: []string{"member-1"}},
+				ContainerName: "web",
+				Replicas:      ptr.To[int32](2),
 			}),
 			want: []string{"spec.overrides[0]", "containerName narrows image or env"},
 		},
@@ -247,9 +250,9 @@ func TestCRDValidation(t *testing.T) {
 			name: "an override clusterSelector with an unknown operator is rejected",
 			mutate: withOverride(hubv1.Override{
 				Image: "nginx:1.28",
-				ClusterSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{
+				Selection: hubv1.Selection{ClusterSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{
 					{Key: "region", Operator: "in", Values: []string{"eu"}},
-				}},
+				}}},
 			}),
 			want: []string{"spec.overrides[0].clusterSelector.matchExpressions[0].operator", `Unsupported value: "in"`},
 		},
@@ -257,9 +260,9 @@ func TestCRDValidation(t *testing.T) {
 			name: "an override clusterSelector In without values is rejected",
 			mutate: withOverride(hubv1.Override{
 				Replicas: ptr.To[int32](2),
-				ClusterSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{
+				Selection: hubv1.Selection{ClusterSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{
 					{Key: "region", Operator: metav1.LabelSelectorOpNotIn},
-				}},
+				}}},
 			}),
 			want: []string{"spec.overrides[0].clusterSelector.matchExpressions", "In and NotIn need at least one value"},
 		},
@@ -281,14 +284,16 @@ func TestCRDValidation(t *testing.T) {
 		{
 			name: "duplicate override clusterNames are rejected",
 			mutate: withOverride(hubv1.Override{
-				ClusterNames: []string{"member-2", "member-2"}, Image: "nginx:1.28",
+				Selection: hubv1.Selection{ClusterNames: []string{"member-2", "member-2"}},
+				Image:     "nginx:1.28",
 			}),
 			want: []string{"spec.overrides[0].clusterNames[1]", `Duplicate value: "member-2"`},
 		},
 		{
 			name: "an empty override cluster name is rejected",
 			mutate: withOverride(hubv1.Override{
-				ClusterNames: []string{""}, Image: "nginx:1.28",
+				Selection: hubv1.Selection{ClusterNames: []string{""}},
+				Image:     "nginx:1.28",
 			}),
 			want: []string{"spec.overrides[0].clusterNames[0]", "at least 1 chars long"},
 		},
@@ -296,7 +301,7 @@ func TestCRDValidation(t *testing.T) {
 			name: "more than 100 overrides are rejected",
 			mutate: func(s *hubv1.MyResourceSpec) {
 				for range 101 {
-					s.Overrides = append(s.Overrides, hubv1.Override{ClusterNames: []string{"member-1"}, Image: "nginx:1.28"})
+					s.Overrides = append(s.Overrides, hubv1.Override{Selection: hubv1.Selection{ClusterNames: []string{"member-1"}}, Image: "nginx:1.28"})
 				}
 			},
 			want: []string{"spec.overrides", "must have at most 100 items"},
@@ -314,7 +319,9 @@ func TestCRDValidation(t *testing.T) {
 		{
 			name: "an override containerName longer than a container name can be is rejected",
 			mutate: withOverride(hubv1.Override{
-				ClusterNames: []string{"member-1"}, ContainerName: strings.Repeat("c", 64), Image: "nginx:1.28",
+				Selection:     hubv1.Selection{ClusterNames: []string{"member-1"}},
+				ContainerName: strings.Repeat("c", 64),
+				Image:         "nginx:1.28",
 			}),
 			want: []string{"spec.overrides[0].containerName", "63"},
 		},
@@ -383,9 +390,9 @@ func TestCRDValidation(t *testing.T) {
 					{Name: "dns-tcp", Port: 53, Protocol: corev1.ProtocolTCP},
 				}}
 				s.Overrides = []hubv1.Override{
-					{ClusterNames: []string{"member-1"}, Replicas: ptr.To[int32](5)},
-					{ClusterSelector: &metav1.LabelSelector{}, ContainerName: "sidecar", Image: "busybox:1.37"},
-					{ClusterNames: []string{"member-2"}, Env: []corev1.EnvVar{{Name: "LOG", Value: "debug"}}},
+					{Selection: hubv1.Selection{ClusterNames: []string{"member-1"}}, Replicas: ptr.To[int32](5)},
+					{Selection: hubv1.Selection{ClusterSelector: &metav1.LabelSelector{}}, ContainerName: "sidecar", Image: "busybox:1.37"},
+					{Selection: hubv1.Selection{ClusterNames: []string{"member-2"}}, Env: []corev1.EnvVar{{Name: "LOG", Value: "debug"}}},
 				}
 				s.DeletionPolicy = hubv1.DeletionPolicyOrphan
 				s.Suspend = true

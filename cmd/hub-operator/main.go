@@ -27,6 +27,7 @@ import (
 	hubv1 "example.com/hub-operator/api/v1"
 	"example.com/hub-operator/clusterregistry"
 	"example.com/hub-operator/hub"
+	"example.com/hub-operator/hub/eventmirror"
 	"example.com/hub-operator/member"
 )
 
@@ -187,7 +188,7 @@ func setUp(ctx context.Context, mgr mcmanager.Manager, provider *clusterregistry
 	if err := r.SetupWithManager(mgr, provider, o.maxConcurrent); err != nil {
 		return fmt.Errorf("setting up the MyResource controller: %w", err)
 	}
-	if err := (&hub.EventMirror{}).SetupWithManager(mgr); err != nil {
+	if err := (&eventmirror.Mirror{}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up member event mirroring: %w", err)
 	}
 	return nil

@@ -8,13 +8,14 @@
 //
 // It reads only the hub: the MyResource's status and events, and the
 // metadata of the registry Secrets (their health annotations, written by the
-// operator, and labels). It never reads a Secret's data.
+// operator, and labels). It never reads a Secret's data. It reaches the hub
+// through kubectl's own connection flags (cli-runtime's ConfigFlags), and
+// links nothing of the operator's multicluster runtime.
 package main
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -24,22 +25,25 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/spf13/pflag"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	hubv1 "example.com/hub-operator/api/v1"
-	"example.com/hub-operator/clusterregistry"
 )
 
-// requestTimeout bounds each request to the hub, so that an unreachable hub
-// fails the command instead of hanging it.
-const requestTimeout = 30 * time.Second
+// defaultRequestTimeout bounds each request to the hub unless
+// --request-timeout says otherwise, so that an unreachable hub fails the
+// command instead of hanging it.
+const defaultRequestTimeout = "30s"
 
 // The plugin's commands.
 const (
@@ -61,9 +65,9 @@ Usage:
       Registered member clusters with their health (from the annotations the
       operator writes on the registry Secrets) and their labels.
 
-Flags (every command):
-  --kubeconfig PATH   kubeconfig of the hub (default: KUBECONFIG, then ~/.kube/config)
-  --context NAME      kubeconfig context to use
+Every command takes kubectl's connection flags (--kubeconfig, --context,
+--cluster, --user, --as, --as-group, --request-timeout, ...); -n/--namespace
+is for status only. Run "kubectl hub COMMAND --help" for the full list.
 `
 
 func main() {
@@ -82,10 +86,10 @@ func main() {
 type options struct {
 	command           string
 	args              []string
-	kubeconfig        string
-	context           string
-	namespace         string
 	registryNamespace string
+	// kube are kubectl's connection flags, so the plugin reaches the hub
+	// exactly as kubectl does with the same command line.
+	kube *genericclioptions.ConfigFlags
 }
 
 // parseArgs reads a command line. Flags may come before or after the
@@ -95,39 +99,54 @@ func parseArgs(args []string, stderr io.Writer) (*options, error) {
 		fmt.Fprint(stderr, usage)
 		return nil, errUsage
 	}
-	o := &options{command: args[0]}
-	fs := flag.NewFlagSet("kubectl hub "+o.command, flag.ContinueOnError)
+	o := &options{command: args[0], kube: genericclioptions.NewConfigFlags(true)}
+	o.kube.Timeout = ptr.To(defaultRequestTimeout)
+	fs := pflag.NewFlagSet("kubectl hub "+o.command, pflag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, usage) }
-	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig of the hub")
-	fs.StringVar(&o.context, "context", "", "kubeconfig context to use")
+	fs.Usage = func() { fmt.Fprintf(stderr, "%s\nFlags of %s:\n%s", usage, o.command, fs.FlagUsages()) }
+	o.kube.AddFlags(fs)
 	switch o.command {
 	case cmdStatus:
-		fs.StringVar(&o.namespace, "namespace", "", "namespace of the MyResource (default: the context's)")
-		fs.StringVar(&o.namespace, "n", "", "shorthand for --namespace")
 	case cmdClusters:
-		fs.StringVar(&o.registryNamespace, "registry-namespace", clusterregistry.DefaultNamespace, "namespace of the registry Secrets")
+		fs.StringVar(&o.registryNamespace, "registry-namespace", hubv1.DefaultRegistryNamespace, "namespace of the registry Secrets")
 	default:
 		fmt.Fprintf(stderr, "unknown command %q\n\n%s", o.command, usage)
 		return nil, errUsage
 	}
-	rest := args[1:]
-	for {
-		if err := fs.Parse(rest); err != nil {
-			return nil, errUsage
+	if err := fs.Parse(args[1:]); err != nil {
+		if !errors.Is(err, pflag.ErrHelp) { // help has printed the usage already
+			fmt.Fprintf(stderr, "%v\n\n%s", err, usage)
 		}
-		rest = fs.Args()
-		if len(rest) == 0 {
-			break
-		}
-		o.args = append(o.args, rest[0])
-		rest = rest[1:]
+		return nil, errUsage
 	}
-	if o.command == cmdStatus && len(o.args) != 1 {
+	if rest := fs.Args(); len(rest) > 0 {
+		o.args = rest
+	}
+	switch {
+	case o.command == cmdStatus && len(o.args) != 1:
 		fmt.Fprintf(stderr, "status takes exactly one MyResource name\n\n%s", usage)
+		return nil, errUsage
+	case o.command == cmdClusters && fs.Changed("namespace"):
+		// Silently listing another namespace than the one asked for would
+		// show an empty registry instead of the mistake.
+		fmt.Fprintf(stderr, "clusters reads the registry namespace: use --registry-namespace, not -n\n\n%s", usage)
 		return nil, errUsage
 	}
 	return o, nil
+}
+
+// hubConfig is the client configuration and namespace the connection flags
+// select, resolved the way kubectl resolves them.
+func hubConfig(o *options) (*rest.Config, string, error) {
+	config, err := o.kube.ToRESTConfig()
+	if err != nil {
+		return nil, "", fmt.Errorf("loading kubeconfig: %w", err)
+	}
+	namespace, _, err := o.kube.ToRawKubeConfigLoader().Namespace()
+	if err != nil {
+		return nil, "", fmt.Errorf("reading namespace from kubeconfig: %w", err)
+	}
+	return config, namespace, nil
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -135,16 +154,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	rules.ExplicitPath = o.kubeconfig
-	overrides := &clientcmd.ConfigOverrides{CurrentContext: o.context}
-	overrides.Context.Namespace = o.namespace
-	loader := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, overrides)
-	config, err := loader.ClientConfig()
+	config, namespace, err := hubConfig(o)
 	if err != nil {
-		return fmt.Errorf("loading kubeconfig: %w", err)
+		return err
 	}
-	config.Timeout = requestTimeout
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		return fmt.Errorf("building scheme: %w", err)
@@ -159,10 +172,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	switch o.command {
 	case cmdStatus:
-		namespace, _, err := loader.Namespace()
-		if err != nil {
-			return fmt.Errorf("reading namespace from kubeconfig: %w", err)
-		}
 		return status(ctx, c, stdout, namespace, o.args[0])
 	default:
 		return clusters(ctx, c, stdout, o.registryNamespace, o.args)

@@ -336,7 +336,7 @@ func myResource(ns, name string, clusters []string) *hubv1.MyResource {
 	return &hubv1.MyResource{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 		Spec: hubv1.MyResourceSpec{
-			Placement: hubv1.Placement{ClusterNames: clusters},
+			Placement: hubv1.Placement{Selection: hubv1.Selection{ClusterNames: clusters}},
 			Deployment: hubv1.DeploymentSpec{
 				Replicas: ptr.To[int32](2),
 				Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{{

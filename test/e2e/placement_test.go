@@ -67,9 +67,9 @@ func TestPlacementFollowsSelectorsAndLabels(t *testing.T) {
 	ns := newNamespace(t)
 
 	all := newMyResource(ns, "all")
-	all.Spec.Placement = hubv1.Placement{ClusterSelector: &metav1.LabelSelector{}}
+	all.Spec.Placement = hubv1.Placement{Selection: hubv1.Selection{ClusterSelector: &metav1.LabelSelector{}}}
 	prod := newMyResource(ns, "prod")
-	prod.Spec.Placement = hubv1.Placement{ClusterSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"env": "prod"}}}
+	prod.Spec.Placement = hubv1.Placement{Selection: hubv1.Selection{ClusterSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"env": "prod"}}}}
 	none := newMyResource(ns, "none")
 	none.Spec.Placement = hubv1.Placement{}
 	for _, mr := range []*hubv1.MyResource{all, prod, none} {
@@ -97,7 +97,7 @@ func TestPlacementFollowsSelectorsAndLabels(t *testing.T) {
 	t.Run("a cluster dropped from the placement is cleaned up, the others stay", func(t *testing.T) {
 		g := NewWithT(t)
 		cur := get(t, prod)
-		cur.Spec.Placement = hubv1.Placement{ClusterNames: []string{"m1"}}
+		cur.Spec.Placement = hubv1.Placement{Selection: hubv1.Selection{ClusterNames: []string{"m1"}}}
 		g.Expect(env.Hub.Client.Update(t.Context(), cur)).To(Succeed())
 		g.Eventually(func() bool {
 			return memberDeployment(t, "m3", prod) == nil && memberService(t, "m3", prod) == nil
@@ -113,9 +113,9 @@ func TestOverridesLandOnlyWhereTheySelect(t *testing.T) {
 	ns := newNamespace(t)
 	mr := newMyResource(ns, "web", "m1", "m2", "m3")
 	mr.Spec.Overrides = []hubv1.Override{
-		{ClusterNames: []string{"m1"}, Replicas: ptr.To[int32](3)},
-		{ClusterSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"region": "us"}}, Image: "nginx:1.28"},
-		{ClusterNames: []string{"m3"}, Env: []corev1.EnvVar{{Name: "TIER", Value: "gold"}}},
+		{Selection: hubv1.Selection{ClusterNames: []string{"m1"}}, Replicas: ptr.To[int32](3)},
+		{Selection: hubv1.Selection{ClusterSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"region": "us"}}}, Image: "nginx:1.28"},
+		{Selection: hubv1.Selection{ClusterNames: []string{"m3"}}, Env: []corev1.EnvVar{{Name: "TIER", Value: "gold"}}},
 	}
 	g.Expect(env.Hub.Client.Create(t.Context(), mr)).To(Succeed())
 	eventuallyReady(t, mr)

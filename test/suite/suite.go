@@ -148,7 +148,7 @@ func NewMyResource(ns, name string, replicas int32, clusters ...string) *hubv1.M
 	return &hubv1.MyResource{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 		Spec: hubv1.MyResourceSpec{
-			Placement: hubv1.Placement{ClusterNames: clusters},
+			Placement: hubv1.Placement{Selection: hubv1.Selection{ClusterNames: clusters}},
 			Deployment: hubv1.DeploymentSpec{
 				Replicas: ptr.To(replicas),
 				Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: "nginx:1.27"}}}},

@@ -1,4 +1,4 @@
-package hub
+package eventmirror
 
 import (
 	"context"
@@ -58,8 +58,8 @@ func newMirrorFixture(t *testing.T) *mirrorFixture {
 	return &mirrorFixture{hub: hub, member: member, writes: &writes, now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
 }
 
-func (f *mirrorFixture) mirror(burst int) *EventMirror {
-	return &EventMirror{Hub: f.hub, Burst: burst, Interval: 10 * time.Second, now: func() time.Time { return f.now }}
+func (f *mirrorFixture) mirror(burst int) *Mirror {
+	return &Mirror{Hub: f.hub, Burst: burst, Interval: 10 * time.Second, now: func() time.Time { return f.now }}
 }
 
 // podWarning is a member Warning event about Pod pod, seen count times.

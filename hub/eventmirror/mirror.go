@@ -1,4 +1,4 @@
-package hub
+package eventmirror
 
 import (
 	"context"
@@ -33,11 +33,11 @@ import (
 	"example.com/hub-operator/member"
 )
 
-// Defaults of the EventMirror's rate limit: per MyResource, a burst of
-// DefaultMirrorBurst mirrored events, then one every DefaultMirrorInterval.
+// Defaults of the Mirror's rate limit: per MyResource, a burst of
+// DefaultBurst mirrored events, then one every DefaultInterval.
 const (
-	DefaultMirrorBurst    = 25
-	DefaultMirrorInterval = 10 * time.Second
+	DefaultBurst    = 25
+	DefaultInterval = 10 * time.Second
 )
 
 const (
@@ -61,7 +61,7 @@ type ClusterGetter interface {
 	GetCluster(ctx context.Context, name multicluster.ClusterName) (cluster.Cluster, error)
 }
 
-// EventMirror copies member Warning events about the objects a MyResource
+// Mirror copies member Warning events about the objects a MyResource
 // owns (its Deployment, that Deployment's ReplicaSets and Pods) onto the hub
 // MyResource, so a person sees what goes wrong in every cluster in one
 // `kubectl describe myr`.
@@ -80,13 +80,13 @@ type ClusterGetter interface {
 // what exceeds it is dropped and logged at V(1). The member events already
 // mirrored, with the count mirrored, are remembered in memory, bounded, so
 // that resyncs and unrelated updates write nothing.
-type EventMirror struct {
+type Mirror struct {
 	// Hub reads MyResources (from the manager's cache) and writes events.
 	Hub client.Client
 	// Clusters returns the member cluster of a request. Default: the manager.
 	Clusters ClusterGetter
 	// Burst and Interval shape each MyResource's token bucket. Default:
-	// DefaultMirrorBurst, DefaultMirrorInterval.
+	// DefaultBurst, DefaultInterval.
 	Burst    int
 	Interval time.Duration
 
@@ -111,7 +111,7 @@ type seenKey struct {
 // SetupWithManager watches Warning events in every member cluster (the
 // member caches hold only those) and mirrors the ones about owned objects.
 // The member's Event informer starts when the cluster is engaged.
-func (m *EventMirror) SetupWithManager(mgr mcmanager.Manager) error {
+func (m *Mirror) SetupWithManager(mgr mcmanager.Manager) error {
 	if m.Hub == nil {
 		m.Hub = mgr.GetLocalManager().GetClient()
 	}
@@ -145,7 +145,7 @@ func mirrorCandidates() predicate.Predicate {
 
 // Reconcile mirrors one member event, if it is about an owned object and
 // new or counted again since it was last mirrored.
-func (m *EventMirror) Reconcile(ctx context.Context, req mcreconcile.Request) (ctrl.Result, error) {
+func (m *Mirror) Reconcile(ctx context.Context, req mcreconcile.Request) (ctrl.Result, error) {
 	cl, err := m.Clusters.GetCluster(ctx, req.ClusterName)
 	if err != nil {
 		// Disengaged meanwhile: its events come again when it reconnects.
@@ -166,7 +166,7 @@ func (m *EventMirror) Reconcile(ctx context.Context, req mcreconcile.Request) (c
 // mirror records ev of cluster on its owner's hub MyResource. owned is the
 // member's cache of owned objects. A failed hub write is returned (and the
 // event retried); a rate-limited one is dropped for good.
-func (m *EventMirror) mirror(ctx context.Context, cluster string, owned client.Reader, ev *corev1.Event) error {
+func (m *Mirror) mirror(ctx context.Context, cluster string, owned client.Reader, ev *corev1.Event) error {
 	e, ok, err := member.OwnedEvent(ctx, owned, ev)
 	if err != nil {
 		return fmt.Errorf("cluster %s: %w", cluster, err)
@@ -202,7 +202,7 @@ func (m *EventMirror) mirror(ctx context.Context, cluster string, owned client.R
 // write creates or updates the hub event mirroring e. A member event seen
 // before is most likely on the hub already, so it is patched first; a new
 // one is created first. Either falls back to the other.
-func (m *EventMirror) write(ctx context.Context, mr *hubv1.MyResource, cluster string, e member.Event, seenBefore bool) error {
+func (m *Mirror) write(ctx context.Context, mr *hubv1.MyResource, cluster string, e member.Event, seenBefore bool) error {
 	hubEvent := m.hubEvent(mr, cluster, e)
 	var err error
 	if seenBefore {
@@ -224,7 +224,7 @@ func (m *EventMirror) write(ctx context.Context, mr *hubv1.MyResource, cluster s
 
 // patchSeries sets the hub event's series to want's: a merge patch, so no
 // read is needed, and one that changes nothing when it is already there.
-func (m *EventMirror) patchSeries(ctx context.Context, want *eventsv1.Event) error {
+func (m *Mirror) patchSeries(ctx context.Context, want *eventsv1.Event) error {
 	if want.Series == nil {
 		return nil // a count of 1 is what the event was created with
 	}
@@ -238,7 +238,7 @@ func (m *EventMirror) patchSeries(ctx context.Context, want *eventsv1.Event) err
 
 // hubEvent is the events.k8s.io Event mirroring e on mr. Its times are the
 // member's, so that writing it again (after a restart) changes nothing.
-func (m *EventMirror) hubEvent(mr *hubv1.MyResource, cluster string, e member.Event) *eventsv1.Event {
+func (m *Mirror) hubEvent(mr *hubv1.MyResource, cluster string, e member.Event) *eventsv1.Event {
 	now := m.clock()
 	first, last := e.FirstSeen, e.LastSeen
 	if first.IsZero() {
@@ -279,7 +279,7 @@ func mirroredEventName(mr *hubv1.MyResource, cluster string, e member.Event) str
 	return mr.Name + "." + hex.EncodeToString(h.Sum(nil)[:8])
 }
 
-func (m *EventMirror) reportingInstance() string {
+func (m *Mirror) reportingInstance() string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.instance == "" {
@@ -292,14 +292,14 @@ func (m *EventMirror) reportingInstance() string {
 	return m.instance
 }
 
-func (m *EventMirror) clock() time.Time {
+func (m *Mirror) clock() time.Time {
 	if m.now != nil {
 		return m.now()
 	}
 	return time.Now()
 }
 
-func (m *EventMirror) mirroredCount(key seenKey) (int32, bool) {
+func (m *Mirror) mirroredCount(key seenKey) (int32, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.seen == nil {
@@ -312,7 +312,7 @@ func (m *EventMirror) mirroredCount(key seenKey) (int32, bool) {
 	return v.(int32), true
 }
 
-func (m *EventMirror) remember(key seenKey, count int32) {
+func (m *Mirror) remember(key seenKey, count int32) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.seen == nil {
@@ -322,7 +322,7 @@ func (m *EventMirror) remember(key seenKey, count int32) {
 }
 
 // allow takes a token from owner's bucket, if there is one.
-func (m *EventMirror) allow(owner types.NamespacedName) bool {
+func (m *Mirror) allow(owner types.NamespacedName) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.limiters == nil {
@@ -334,10 +334,10 @@ func (m *EventMirror) allow(owner types.NamespacedName) bool {
 	} else {
 		burst, every := m.Burst, m.Interval
 		if burst <= 0 {
-			burst = DefaultMirrorBurst
+			burst = DefaultBurst
 		}
 		if every <= 0 {
-			every = DefaultMirrorInterval
+			every = DefaultInterval
 		}
 		lim = rate.NewLimiter(rate.Every(every), burst)
 		m.limiters.Add(owner, lim)
