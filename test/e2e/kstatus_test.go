@@ -7,11 +7,7 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
-	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/utils/ptr"
 	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -45,17 +41,7 @@ func TestKstatusPhases(t *testing.T) {
 	g.Expect(env.Hub.Client.Update(t.Context(), resumed)).To(Succeed())
 	eventuallyArgoHealth(t, mr, "Healthy", "", 30*time.Second)
 
-	theirs := &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "api"},
-		Spec: appsv1.DeploymentSpec{
-			Replicas: ptr.To[int32](1),
-			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "theirs"}},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "theirs"}},
-				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "theirs:1"}}},
-			},
-		},
-	}
+	theirs := foreignDeployment(ns, "api")
 	g.Expect(env.Member("m2").Client.Create(t.Context(), theirs, client.FieldOwner("payments-deployer"))).To(Succeed())
 	blocked := newMyResource(ns, "api", "m1", "m2")
 	g.Expect(env.Hub.Client.Create(t.Context(), blocked)).To(Succeed())

@@ -6,10 +6,8 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	hubv1 "example.com/hub-operator/api/v1"
@@ -66,17 +64,7 @@ func TestUnmanagedObjectIsNeverTakenOver(t *testing.T) {
 	ns := newNamespace(t)
 	m2 := env.Member("m2")
 	g.Expect(m2.Client.Create(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
-	theirs := &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web", Labels: map[string]string{"team": "payments"}},
-		Spec: appsv1.DeploymentSpec{
-			Replicas: ptr.To[int32](1),
-			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "theirs"}},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "theirs"}},
-				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "theirs:1"}}},
-			},
-		},
-	}
+	theirs := foreignDeployment(ns, "web")
 	g.Expect(m2.Client.Create(t.Context(), theirs, client.FieldOwner("payments-deployer"))).To(Succeed())
 	before := memberDeployment(t, "m2", theirs)
 
