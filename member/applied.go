@@ -53,12 +53,14 @@ type appliedRecord struct {
 	intent digest
 	// after is the fingerprint of the object the member returned.
 	after digest
-	// before is the fingerprint of the version the apply was judged
-	// against. Seeing it again means only that the cache has not yet caught
-	// up with our write (fingerprints never repeat: generation and
-	// resourceVersion only grow), and the write's watch event will bring
-	// the object round again.
-	before digest
+	// beforeRV is the resourceVersion of the very object the apply was
+	// judged against ("" when there was none). Seeing that version again
+	// means only that the cache has not caught up with our write yet; its
+	// watch event brings the object round again. A fingerprint would not
+	// do: one edit of a label of ours, reverted, then made again, comes back
+	// to the fingerprint it had before the revert (labels do not move the
+	// generation) and would be skipped as stale, leaving the drift in place.
+	beforeRV string
 }
 
 // appliedCache holds the records of one Applier. The zero value is ready.
@@ -68,12 +70,13 @@ type appliedCache struct {
 }
 
 // current reports whether the object need not be applied: the last apply
-// sent this intent and the member object is the version it left.
-func (c *appliedCache) current(k appliedKey, intent, fp digest) bool {
+// sent this intent and the member object (fingerprint fp, resourceVersion
+// rv) is the version it left, or the very version it was applied over.
+func (c *appliedCache) current(k appliedKey, intent, fp digest, rv string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	r, ok := c.records[k]
-	return ok && r.intent == intent && (fp == r.after || fp == r.before)
+	return ok && r.intent == intent && (fp == r.after || (r.beforeRV != "" && rv == r.beforeRV))
 }
 
 func (c *appliedCache) record(k appliedKey, r appliedRecord) {

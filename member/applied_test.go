@@ -100,17 +100,18 @@ func TestAppliedCache(t *testing.T) {
 	intent, other := digest{1}, digest{2}
 	v1, v2, v3 := digest{11}, digest{12}, digest{13}
 
-	g.Expect(c.current(k, intent, v1)).To(BeFalse(), "nothing applied yet by this process")
-	c.record(k, appliedRecord{intent: intent, before: v1, after: v2})
-	g.Expect(c.current(k, intent, v2)).To(BeTrue(), "the version our apply left")
-	g.Expect(c.current(k, intent, v1)).To(BeTrue(), "the version before it: the cache has not caught up with our write")
-	g.Expect(c.current(k, intent, v3)).To(BeFalse(), "a later version: someone changed it")
-	g.Expect(c.current(k, other, v2)).To(BeFalse(), "a new intent")
-	g.Expect(c.current(appliedKey{cluster: "m2", kind: k.kind, namespace: k.namespace, name: k.name}, intent, v2)).
+	g.Expect(c.current(k, intent, v1, "10")).To(BeFalse(), "nothing applied yet by this process")
+	c.record(k, appliedRecord{intent: intent, beforeRV: "10", after: v2})
+	g.Expect(c.current(k, intent, v2, "11")).To(BeTrue(), "the version our apply left")
+	g.Expect(c.current(k, intent, v1, "10")).To(BeTrue(), "the very version it was applied over: the cache has not caught up with our write")
+	g.Expect(c.current(k, intent, v1, "12")).To(BeFalse(), "the fingerprint from before, at a later version: the same edit made again")
+	g.Expect(c.current(k, intent, v3, "12")).To(BeFalse(), "a later version: someone changed it")
+	g.Expect(c.current(k, other, v2, "11")).To(BeFalse(), "a new intent")
+	g.Expect(c.current(appliedKey{cluster: "m2", kind: k.kind, namespace: k.namespace, name: k.name}, intent, v2, "11")).
 		To(BeFalse(), "another cluster's object")
 
 	c.forget(k)
-	g.Expect(c.current(k, intent, v2)).To(BeFalse())
+	g.Expect(c.current(k, intent, v2, "11")).To(BeFalse())
 
 	c.record(k, appliedRecord{intent: intent, after: v2})
 	svc := appliedKey{cluster: "m1", kind: kindService, namespace: "team-a", name: "web"}

@@ -309,7 +309,7 @@ func (a *Applier) outOfSync(ctx context.Context, t Target, mr *hubv1.MyResource,
 		log.V(1).Info("Applying "+in.kind, in.kind, key, "reason", "missing")
 		return true, nil
 	}
-	if a.applied.current(in.key(t.Name), in.hash, in.fingerprint(observed)) {
+	if a.applied.current(in.key(t.Name), in.hash, in.fingerprint(observed), observed.GetResourceVersion()) {
 		return false, nil
 	}
 	log.V(1).Info("Applying "+in.kind, in.kind, key, "reason", "intent or member object changed since the last apply")
@@ -320,11 +320,7 @@ func (a *Applier) outOfSync(ctx context.Context, t Target, mr *hubv1.MyResource,
 // observed, remembering both for the next skip decision.
 func (a *Applier) writeObject(ctx context.Context, t Target, in *intent, observed client.Object) error {
 	key := in.object()
-	var before digest
 	existed, beforeRV := observed.GetUID() != "", observed.GetResourceVersion()
-	if existed {
-		before = in.fingerprint(observed)
-	}
 	err := a.apply(ctx, t, in.config)
 	if apierrors.IsNotFound(err) {
 		// The only way an apply is NotFound is a missing namespace: the memo
@@ -359,7 +355,7 @@ func (a *Applier) writeObject(ctx context.Context, t Target, in *intent, observe
 		a.applied.forget(in.key(t.Name))
 		return fmt.Errorf("cluster %s: read back applied %s %s: %w", t.Name, in.kind, key, err)
 	}
-	a.applied.record(in.key(t.Name), appliedRecord{intent: in.hash, before: before, after: in.fingerprint(observed)})
+	a.applied.record(in.key(t.Name), appliedRecord{intent: in.hash, beforeRV: beforeRV, after: in.fingerprint(observed)})
 	// An apply the member answers with the version it had changed nothing
 	// (the first apply of each object after a restart, typically), and is
 	// no write to report.
