@@ -176,7 +176,11 @@ func TestDeletion(t *testing.T) {
 			err := env.Hub.Client.Get(t.Context(), client.ObjectKeyFromObject(mr), &hubv1.MyResource{})
 			return err != nil && client.IgnoreNotFound(err) == nil
 		}).WithTimeout(30*time.Second).Should(BeTrue(), "deleting the registry Secret releases the deletion")
-		g.Expect(hubEventReasons(t, ns, "web")).To(ContainElement(hubv1.ReasonOrphaned), "a Warning says what was left behind")
+		// Events are recorded once the write they report on succeeded (here
+		// the finalizer's removal), and written by the events broadcaster a
+		// moment later: wait for it rather than read once.
+		g.Eventually(func() []string { return hubEventReasons(t, ns, "web") }).WithTimeout(10*time.Second).
+			Should(ContainElement(hubv1.ReasonOrphaned), "a Warning says what was left behind")
 	})
 
 	t.Run("force-orphan releases a stuck deletion at once", func(t *testing.T) {
