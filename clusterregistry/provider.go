@@ -354,13 +354,11 @@ func (p *Provider) IndexField(ctx context.Context, obj client.Object, field stri
 
 // List returns every registered cluster, connected or not, sorted by name.
 func (p *Provider) List() []ClusterInfo {
-	p.mu.RLock()
-	out := make([]ClusterInfo, 0, len(p.entries))
-	for _, e := range p.entries {
-		out = append(out, e.info.clone())
+	members := p.Snapshot()
+	out := make([]ClusterInfo, 0, len(members))
+	for _, m := range members {
+		out = append(out, m.Info)
 	}
-	p.mu.RUnlock()
-	slices.SortFunc(out, func(a, b ClusterInfo) int { return strings.Compare(a.Name, b.Name) })
 	return out
 }
 

@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -47,21 +48,12 @@ func registryOf(infos []clusterregistry.ClusterInfo, notEngaged ...string) *fake
 	r := &fakeRegistry{}
 	for _, info := range infos {
 		m := clusterregistry.Member{Info: info}
-		if info.State == clusterregistry.StateReady && !contains(notEngaged, info.Name) {
+		if info.State == clusterregistry.StateReady && !slices.Contains(notEngaged, info.Name) {
 			m.Cluster = engaged{}
 		}
 		r.members = append(r.members, m)
 	}
 	return r
-}
-
-func contains(list []string, s string) bool {
-	for _, e := range list {
-		if e == s {
-			return true
-		}
-	}
-	return false
 }
 
 // ready is the registry view of a connected cluster.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -150,7 +151,7 @@ func TestReconcilePlacement(t *testing.T) {
 			mr := h.get(g)
 			g.Expect(clusterNames(mr)).To(Equal(tt.want))
 			for _, name := range []string{"a", "b", "c"} {
-				g.Expect(h.members.holds(name)).To(Equal(contains(tt.want, name)), "cluster %s", name)
+				g.Expect(h.members.holds(name)).To(Equal(slices.Contains(tt.want, name)), "cluster %s", name)
 			}
 			g.Expect(cond(mr, hubv1.ConditionReady).Status).To(Equal(metav1.ConditionTrue))
 			g.Expect(mr.Status.ReadySummary).To(Equal(fmt.Sprintf("%d/%d", len(tt.want), len(tt.want))))
@@ -261,8 +262,7 @@ func TestReconcileRecordsEventsOnlyOnceTheStatusIsWritten(t *testing.T) {
 
 func TestReconcileInvalidSelectorIsTerminal(t *testing.T) {
 	g := NewWithT(t)
-	invalid := &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "env", Operator: "Near"}}}
-	h := newHarness(t, placedOn(hubv1.Placement{Selection: hubv1.Selection{ClusterSelector: invalid}}), registryOf(prodDev), newFakeMembers())
+	h := newHarness(t, placedOn(hubv1.Placement{Selection: hubv1.Selection{ClusterSelector: invalidSelector}}), registryOf(prodDev), newFakeMembers())
 	_, err := h.reconcile()
 	g.Expect(errors.Is(err, reconcile.TerminalError(nil))).To(BeTrue(), "only a spec change fixes it")
 	got := h.get(g)

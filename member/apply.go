@@ -459,11 +459,11 @@ func (a *Applier) deleteObject(ctx context.Context, t Target, obj client.Object)
 		client.Preconditions{UID: &uid})
 	switch {
 	case err == nil:
-		a.forgetApplied(t.Name, kind, obj)
+		a.forgetApplied(t.Name, kind, client.ObjectKeyFromObject(obj))
 		a.wrote(t.Name, ActionDelete, obj)
 		return nil
 	case apierrors.IsNotFound(err), apierrors.IsConflict(err):
-		a.forgetApplied(t.Name, kind, obj)
+		a.forgetApplied(t.Name, kind, client.ObjectKeyFromObject(obj))
 		// Gone already, or replaced by another object that the next pass
 		// judges on its own.
 		return nil
@@ -505,7 +505,7 @@ func (a *Applier) deleteOwned(ctx context.Context, t Target, key client.ObjectKe
 		}
 		switch {
 		case apierrors.IsNotFound(err):
-			a.applied.forget(appliedKey{cluster: t.Name, kind: kind, namespace: key.Namespace, name: key.Name})
+			a.forgetApplied(t.Name, kind, key)
 			return true, nil
 		case err != nil:
 			return false, err
@@ -526,8 +526,8 @@ func (a *Applier) deleteOwned(ctx context.Context, t Target, key client.ObjectKe
 }
 
 // forgetApplied drops the apply record of an object that is gone.
-func (a *Applier) forgetApplied(cluster, kind string, obj client.Object) {
-	a.applied.forget(appliedKey{cluster: cluster, kind: kind, namespace: obj.GetNamespace(), name: obj.GetName()})
+func (a *Applier) forgetApplied(cluster, kind string, key client.ObjectKey) {
+	a.applied.forget(appliedKey{cluster: cluster, kind: kind, namespace: key.Namespace, name: key.Name})
 }
 
 func (a *Applier) wrote(cluster string, action Action, obj client.Object) {

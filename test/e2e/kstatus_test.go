@@ -59,9 +59,7 @@ func TestKstatusPhases(t *testing.T) {
 func eventuallyArgoHealth(t *testing.T, mr *hubv1.MyResource, want, message string, timeout time.Duration) {
 	t.Helper()
 	check := func(g Gomega) {
-		u := &unstructured.Unstructured{}
-		u.SetGroupVersionKind(hubv1.GroupVersion.WithKind("MyResource"))
-		g.Expect(env.Hub.Client.Get(t.Context(), client.ObjectKeyFromObject(mr), u)).To(Succeed())
+		u := hubObject(t, g, mr)
 		if timeout == 0 {
 			unstructured.RemoveNestedField(u.Object, "status") // the phase before any status
 		}
@@ -94,13 +92,18 @@ func eventuallyKstatus(t *testing.T, mr *hubv1.MyResource, want kstatus.Status, 
 	t.Helper()
 	began := time.Now()
 	NewWithT(t).Eventually(func(g Gomega) {
-		u := &unstructured.Unstructured{}
-		u.SetGroupVersionKind(hubv1.GroupVersion.WithKind("MyResource"))
-		g.Expect(env.Hub.Client.Get(t.Context(), client.ObjectKeyFromObject(mr), u)).To(Succeed())
-		got, err := kstatus.Compute(u)
+		got, err := kstatus.Compute(hubObject(t, g, mr))
 		g.Expect(err).NotTo(HaveOccurred())
 		g.Expect(got.Status).To(Equal(want), got.Message)
 		g.Expect(got.Message).To(ContainSubstring(message))
 	}).WithTimeout(timeout).WithPolling(250 * time.Millisecond).Should(Succeed())
 	t.Logf("kstatus %s after %s", want, time.Since(began).Round(100*time.Millisecond))
+}
+
+// hubObject reads the MyResource from the hub as the tools see it: unstructured.
+func hubObject(t *testing.T, g Gomega, mr *hubv1.MyResource) *unstructured.Unstructured {
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(hubv1.GroupVersion.WithKind("MyResource"))
+	g.Expect(env.Hub.Client.Get(t.Context(), client.ObjectKeyFromObject(mr), u)).To(Succeed())
+	return u
 }
