@@ -3,7 +3,6 @@ package controlplane
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -97,14 +96,7 @@ func (c *Cluster) start(ctx context.Context) error {
 	if c.saKey, c.saPub, err = writeServiceAccountKey(c.Dir); err != nil {
 		return err
 	}
-	if c.port, err = freePort(); err != nil {
-		return err
-	}
-	if c.Config, err = c.UserConfig("admin", "system:masters"); err != nil {
-		return err
-	}
-	c.Config.QPS, c.Config.Burst = 200, 400
-	if err := c.StartAPIServer(ctx); err != nil {
+	if err := c.startOnFreePort(ctx); err != nil {
 		return err
 	}
 	if c.Client, err = client.New(c.Config, client.Options{Scheme: Scheme()}); err != nil {
@@ -129,6 +121,25 @@ func (c *Cluster) start(ctx context.Context) error {
 	}
 	c.OperatorKubeconfigPath = filepath.Join(c.Dir, "operator.kubeconfig")
 	return os.WriteFile(c.OperatorKubeconfigPath, c.OperatorKubeconfig, 0o600)
+}
+
+// startOnFreePort starts the API server, on a new port when another process
+// bound the first one before it could.
+func (c *Cluster) startOnFreePort(ctx context.Context) error {
+	var err error
+	for range 3 {
+		if c.port, err = freePort(); err != nil {
+			return err
+		}
+		if c.Config, err = c.UserConfig("admin", "system:masters"); err != nil {
+			return err
+		}
+		c.Config.QPS, c.Config.Burst = 200, 400
+		if err = c.StartAPIServer(ctx); err == nil || !lostPortRace(c.apiserver) {
+			return err
+		}
+	}
+	return err
 }
 
 // StartAPIServer starts (or restarts, after StopAPIServer) the API server on
@@ -286,11 +297,3 @@ func getOK(ctx context.Context, hc *http.Client, url string) error {
 	return nil
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}

@@ -24,6 +24,16 @@ func startEtcd(ctx context.Context, owner *Cluster, bins string) (*etcd, error) 
 	if err != nil {
 		return nil, err
 	}
+	for range 3 {
+		var e *etcd
+		if e, err = startEtcdOnce(ctx, owner, bin); err == nil || e == nil || !lostPortRace(e.proc) {
+			return e, err
+		}
+	}
+	return nil, err
+}
+
+func startEtcdOnce(ctx context.Context, owner *Cluster, bin string) (*etcd, error) {
 	client, err := freePort()
 	if err != nil {
 		return nil, err
@@ -33,6 +43,9 @@ func startEtcd(ctx context.Context, owner *Cluster, bins string) (*etcd, error) 
 		return nil, err
 	}
 	data := filepath.Join(owner.Dir, "etcd-data")
+	if err := os.RemoveAll(data); err != nil { // a start that lost its port may have left one
+		return nil, err
+	}
 	if err := os.MkdirAll(data, 0o700); err != nil {
 		return nil, err
 	}
