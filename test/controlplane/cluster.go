@@ -296,4 +296,3 @@ func getOK(ctx context.Context, hc *http.Client, url string) error {
 	}
 	return nil
 }
-
