@@ -131,6 +131,20 @@ type MyResourceSpec struct {
 	// status keeps being reported.
 	// +optional
 	Suspend bool `json:"suspend,omitempty"`
+
+	// Rollout, when set, moves each new revision through the clusters in
+	// stages, each cluster gated on its own health. Without it a new revision
+	// reaches every selected cluster at once.
+	// +optional
+	Rollout *RolloutSpec `json:"rollout,omitempty"`
+
+	// RevisionHistoryLimit is how many old revisions are kept as
+	// ControllerRevisions on the hub, besides any a cluster still runs.
+	// Default 10.
+	// +optional
+	// +kubebuilder:default=10
+	// +kubebuilder:validation:Minimum=0
+	RevisionHistoryLimit *int32 `json:"revisionHistoryLimit,omitempty"`
 }
 
 // ClusterStatus is the compact state of the workload in one member cluster.
@@ -158,6 +172,11 @@ type ClusterStatus struct {
 	// applied from, read back from the member.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// Revision is the revision applied there, read back from the member
+	// objects' example.com/revision annotation.
+	// +optional
+	Revision int64 `json:"revision,omitempty"`
 }
 
 // MyResourceStatus is the observed state across all selected clusters.
@@ -183,6 +202,10 @@ type MyResourceStatus struct {
 	// +optional
 	ReadySummary string `json:"readySummary,omitempty"`
 
+	// Rollout is where the newest revision is on its way through the clusters.
+	// +optional
+	Rollout *RolloutStatus `json:"rollout,omitempty"`
+
 	// Clusters is the per-cluster state, sorted by name.
 	// +optional
 	// +listType=map
@@ -197,6 +220,8 @@ type MyResourceStatus struct {
 // +kubebuilder:resource:shortName=myr
 // +kubebuilder:printcolumn:name="READY",type=string,JSONPath=`.status.readySummary`
 // +kubebuilder:printcolumn:name="STATUS",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
+// +kubebuilder:printcolumn:name="REVISION",type=integer,JSONPath=`.status.rollout.revision`
+// +kubebuilder:printcolumn:name="ROLLOUT",type=string,JSONPath=`.status.rollout.phase`
 // +kubebuilder:printcolumn:name="AGE",type=date,JSONPath=`.metadata.creationTimestamp`
 type MyResource struct {
 	metav1.TypeMeta   `json:",inline"`

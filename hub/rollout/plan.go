@@ -1,0 +1,155 @@
+// Package rollout decides, for one MyResource, which revision each selected
+// cluster runs now and where the rollout of the newest revision stands. It
+// is pure: the clusters' observed state and the time are inputs, and it
+// reads no clock and calls no API, so every decision has a table test.
+//
+// The contract is DESIGN.md's "Rollouts (contract)". In short: clusters are
+// grouped into the spec's stages (a cluster belongs to the first stage that
+// selects it; the rest form the implicit last stage "default"); the stages
+// are taken in order, and within the current stage at most maxConcurrency
+// clusters are updating at once. A cluster is updated once its Deployment has
+// been Available at the newest revision for minReadySeconds; it has failed
+// when it reports ProgressDeadlineExceeded, its apply failed with Conflict or
+// ApplyFailed, or it is not Available progressDeadlineSeconds after the
+// revision was applied there. A failure halts the rollout (onFailure Pause)
+// or gives the clusters that got the revision the stable one again
+// (Rollback); either way that revision is not tried again.
+package rollout
+
+import (
+	"time"
+
+	hubv1 "example.com/hub-operator/api/v1"
+)
+
+// Cluster is what the planner knows of one selected cluster.
+type Cluster struct {
+	// Name and Labels are the cluster's (its registry Secret's); stages
+	// select on them.
+	Name   string
+	Labels map[string]string
+	// Reachable is false when the hub cannot write to the cluster now. An
+	// unreachable cluster never holds a stage.
+	Reachable bool
+	// Revision is the revision the member's objects carry; 0 when the
+	// cluster has none of them.
+	Revision int64
+	// AppliedAt is when Revision was applied there; zero when unknown.
+	AppliedAt time.Time
+	// AvailableSince is since when the cluster's Deployment has been
+	// Available at Revision; zero when it is not Available.
+	AvailableSince time.Time
+	// Failure is a reason that fails FailedRevision there: Conflict or
+	// ApplyFailed (the apply of FailedRevision failed), or
+	// ProgressDeadlineExceeded (the Deployment, at FailedRevision, reports
+	// it). "" when none.
+	Failure        string
+	FailedRevision int64
+	// Message says more about Failure.
+	Message string
+}
+
+// Input is everything one decision depends on.
+type Input struct {
+	// Now is the time of the decision.
+	Now time.Time
+	// Revision is the newest revision: the one the spec renders now.
+	Revision int64
+	// Spec is spec.rollout; nil sends Revision to every cluster at once
+	// (and then nothing halts: failures are the clusters' own).
+	Spec *hubv1.RolloutSpec
+	// Previous is status.rollout as last written; zero before the first.
+	// Its StableRevision is the stable revision, and a Halted or RolledBack
+	// phase for Revision stays (the failed revision is not retried).
+	Previous hubv1.RolloutStatus
+	// Approval is the value of the example.com/rollout-approved annotation.
+	Approval string
+	// Suspended is spec.suspend: nothing starts.
+	Suspended bool
+	// Clusters are the selected clusters, in any order.
+	Clusters []Cluster
+}
+
+// State is where one cluster is in the rollout of the newest revision.
+type State string
+
+const (
+	// Updated: it runs the newest revision, Available for minReadySeconds.
+	Updated State = "Updated"
+	// Updating: it has been given the newest revision and is not yet updated.
+	Updating State = "Updating"
+	// Waiting: its stage has not reached it; it keeps the revision it runs
+	// (the stable one, or an older one it still runs). Assigned 0 when it
+	// has none and there is no stable revision to give it.
+	Waiting State = "Waiting"
+	// Failed: the newest revision failed there.
+	Failed State = "Failed"
+	// RolledBack: it was given the stable revision again after a failure.
+	RolledBack State = "RolledBack"
+	// Unreachable: it cannot be written to; it gets the revision its stage
+	// has reached when it answers again.
+	Unreachable State = "Unreachable"
+)
+
+// ClusterPlan is the decision for one cluster.
+type ClusterPlan struct {
+	// Revision is the revision the cluster must run now; 0 means none
+	// (nothing to give it yet: Applied=False, reason RolloutPending).
+	Revision int64
+	// Stage is the name of the cluster's stage.
+	Stage string
+	State State
+}
+
+// Plan is the decision.
+type Plan struct {
+	// Clusters has an entry for every input cluster, by name.
+	Clusters map[string]ClusterPlan
+	// Status is the new status.rollout.
+	Status hubv1.RolloutStatus
+	// RequeueAfter is when a time gate opens (minReadySeconds passed, a
+	// progress deadline reached); 0 when none is pending.
+	RequeueAfter time.Duration
+}
+
+// Stage is one stage with the clusters it holds.
+type Stage struct {
+	Name string
+	// Clusters are the names of the stage's clusters, sorted.
+	Clusters []string
+	// MaxConcurrency is the number of the stage's clusters that may be
+	// updating at once (a percent resolved against len(Clusters), rounded
+	// up, at least 1).
+	MaxConcurrency  int
+	RequireApproval bool
+}
+
+// Stages groups clusters into spec's stages, in order, with the implicit
+// "default" stage last when it holds any cluster. A nil spec is one
+// "default" stage of unbounded concurrency. An invalid selector or
+// maxConcurrency is an error.
+func Stages(spec *hubv1.RolloutSpec, clusters []Cluster) ([]Stage, error) {
+	panic("not implemented")
+}
+
+// Decide plans the rollout. It returns an error only for a spec it cannot
+// read (a stage selector or maxConcurrency that is invalid).
+func Decide(in Input) (Plan, error) {
+	panic("not implemented")
+}
+
+// Event is a rollout transition worth telling the user about.
+type Event struct {
+	// Type is corev1.EventTypeNormal or corev1.EventTypeWarning.
+	Type string
+	// Reason is one of RolloutStageStarted, RolloutWaitingForApproval,
+	// RolloutHalted, RolledBack, RolloutComplete.
+	Reason  string
+	Message string
+}
+
+// Transitions are the events between two statuses of the same MyResource:
+// only what changed, so that a decision repeated at rest records nothing.
+func Transitions(prev, next hubv1.RolloutStatus) []Event {
+	panic("not implemented")
+}
