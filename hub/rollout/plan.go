@@ -17,7 +17,11 @@
 package rollout
 
 import (
+	"fmt"
+	"slices"
 	"time"
+
+	"k8s.io/apimachinery/pkg/util/intstr"
 
 	hubv1 "example.com/hub-operator/api/v1"
 )
@@ -129,7 +133,66 @@ type Stage struct {
 // "default" stage of unbounded concurrency. An invalid selector or
 // maxConcurrency is an error.
 func Stages(spec *hubv1.RolloutSpec, clusters []Cluster) ([]Stage, error) {
-	panic("not implemented")
+	if spec == nil {
+		names := make([]string, 0, len(clusters))
+		for _, c := range clusters {
+			names = append(names, c.Name)
+		}
+		slices.Sort(names)
+		return []Stage{{Name: hubv1.DefaultStageName, Clusters: names, MaxConcurrency: max(len(names), 1)}}, nil
+	}
+	matchers := make([]func(string, map[string]string) bool, len(spec.Stages))
+	for i, st := range spec.Stages {
+		m, err := st.Matcher()
+		if err != nil {
+			return nil, fmt.Errorf("spec.rollout.stages[%d] (%s): clusterSelector: %w", i, st.Name, err)
+		}
+		matchers[i] = m
+	}
+	members := make([][]string, len(spec.Stages)+1) // the last one is the implicit stage
+	for _, c := range clusters {
+		i := len(spec.Stages)
+		for j, m := range matchers {
+			if m(c.Name, c.Labels) {
+				i = j
+				break
+			}
+		}
+		members[i] = append(members[i], c.Name)
+	}
+	var out []Stage
+	for i, names := range members {
+		name, limit, approval, field := hubv1.DefaultStageName, spec.MaxConcurrency, false, "spec.rollout.maxConcurrency"
+		if i < len(spec.Stages) {
+			st := spec.Stages[i]
+			name, limit, approval, field = st.Name, st.MaxConcurrency, st.RequireApproval, fmt.Sprintf("spec.rollout.stages[%d].maxConcurrency", i)
+		} else if len(names) == 0 {
+			continue // no implicit stage without clusters
+		}
+		n, err := concurrency(limit, len(names))
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", field, err)
+		}
+		slices.Sort(names)
+		out = append(out, Stage{Name: name, Clusters: names, MaxConcurrency: n, RequireApproval: approval})
+	}
+	return out, nil
+}
+
+// concurrency resolves a maxConcurrency against a stage of size clusters:
+// default 1, a percent rounded up, never below 1.
+func concurrency(v *intstr.IntOrString, size int) (int, error) {
+	if v == nil {
+		return hubv1.DefaultMaxConcurrency, nil
+	}
+	n, err := intstr.GetScaledValueFromIntOrPercent(v, size, true)
+	if err != nil {
+		return 0, err
+	}
+	if n < 1 {
+		n = 1
+	}
+	return n, nil
 }
 
 // Decide plans the rollout. It returns an error only for a spec it cannot
