@@ -21,6 +21,7 @@ import (
 	"slices"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	hubv1 "example.com/hub-operator/api/v1"
@@ -78,19 +79,19 @@ type Input struct {
 type State string
 
 const (
-	// Updated: it runs the newest revision, Available for minReadySeconds.
+	// Updated means it runs the newest revision, Available for minReadySeconds.
 	Updated State = "Updated"
-	// Updating: it has been given the newest revision and is not yet updated.
+	// Updating means it has been given the newest revision and is not yet updated.
 	Updating State = "Updating"
-	// Waiting: its stage has not reached it; it keeps the revision it runs
+	// Waiting means its stage has not reached it; it keeps the revision it runs
 	// (the stable one, or an older one it still runs). Assigned 0 when it
 	// has none and there is no stable revision to give it.
 	Waiting State = "Waiting"
-	// Failed: the newest revision failed there.
+	// Failed means the newest revision failed there.
 	Failed State = "Failed"
-	// RolledBack: it was given the stable revision again after a failure.
+	// RolledBack means it was given the stable revision again after a failure.
 	RolledBack State = "RolledBack"
-	// Unreachable: it cannot be written to; it gets the revision its stage
+	// Unreachable means it cannot be written to; it gets the revision its stage
 	// has reached when it answers again.
 	Unreachable State = "Unreachable"
 )
@@ -197,8 +198,47 @@ func concurrency(v *intstr.IntOrString, size int) (int, error) {
 
 // Decide plans the rollout. It returns an error only for a spec it cannot
 // read (a stage selector or maxConcurrency that is invalid).
+//
+// Where the contract is silent it decides so:
+//   - The rules are applied in this order: a Halted or RolledBack phase of
+//     Previous for the same revision stays; a failure halts or rolls back;
+//     every reachable cluster updated is Complete (even while paused); a
+//     suspend or pause holds the current stage (Paused); an approval holds
+//     it (WaitingForApproval); otherwise Progressing.
+//   - A failed cluster is not updated, even when it is Available.
+//   - Only a reachable cluster can fail its progress deadline: a deadline
+//     passed while the hub could not see the cluster would make an
+//     unreachable cluster hold the rollout. A failure it reported counts.
+//   - An unreachable cluster is always in state Unreachable, and is not
+//     counted in UpdatedClusters. While the rollout is Paused, Halted or
+//     RolledBack it is given no revision it does not run: nothing starts.
+//   - A failed cluster whose apply failed (not at the newest revision)
+//     keeps the revision it runs when halted: the failed revision is not
+//     retried.
+//   - Once the newest revision is the stable one (it completed), a failure
+//     there halts nothing: there is no rollout to stop and no other revision
+//     to roll back to; the cluster is Failed and the phase Progressing.
+//     A cluster joining then gets it at once, in any stage.
+//   - Complete leaves Stage empty: no stage is in progress.
+//   - Without spec.rollout a halted phase of Previous does not stay: there
+//     is no halting without spec.rollout, so removing it is a way out.
 func Decide(in Input) (Plan, error) {
-	panic("not implemented")
+	stages, err := Stages(in.Spec, in.Clusters)
+	if err != nil {
+		return Plan{}, err
+	}
+	d := newDecision(in, stages)
+	prev := in.Previous
+	switch failed := d.failed(); {
+	case d.pol.gated && prev.Revision == in.Revision &&
+		(prev.Phase == hubv1.RolloutHalted || prev.Phase == hubv1.RolloutRolledBack):
+		d.stop(prev.Phase, prev.Stage, prev.Message)
+	case d.pol.gated && len(failed) > 0 && d.stable != in.Revision:
+		d.fail(failed)
+	default:
+		d.progress()
+	}
+	return d.finish(), nil
 }
 
 // Event is a rollout transition worth telling the user about.
@@ -213,6 +253,45 @@ type Event struct {
 
 // Transitions are the events between two statuses of the same MyResource:
 // only what changed, so that a decision repeated at rest records nothing.
+//
+// RolloutStageStarted is keyed on (revision, stage): it is recorded when a
+// Progressing status names another revision or stage than prev, or when
+// prev waited for the approval of that same stage. Resuming from Paused at
+// the same stage is not a start, so a stage reached while the rollout was
+// paused is not announced as started. RolloutWaitingForApproval is
+// recorded unless prev already waited for the same (revision, stage);
+// RolloutHalted, RolledBack and RolloutComplete once per revision.
 func Transitions(prev, next hubv1.RolloutStatus) []Event {
-	panic("not implemented")
+	sameRevision := prev.Revision == next.Revision
+	sameStage := sameRevision && prev.Stage == next.Stage
+	was := func(phase hubv1.RolloutPhase) bool { return prev.Phase == phase }
+	switch next.Phase {
+	case hubv1.RolloutProgressing:
+		if !sameStage || was(hubv1.RolloutWaitingForApproval) {
+			return []Event{{Type: corev1.EventTypeNormal, Reason: hubv1.ReasonRolloutStageStarted,
+				Message: fmt.Sprintf("revision %d: stage %s started", next.Revision, next.Stage)}}
+		}
+	case hubv1.RolloutWaitingForApproval:
+		if !sameStage || !was(hubv1.RolloutWaitingForApproval) {
+			return []Event{{Type: corev1.EventTypeNormal, Reason: hubv1.ReasonRolloutWaitingApprove,
+				Message: fmt.Sprintf("revision %d: %s", next.Revision, next.Message)}}
+		}
+	case hubv1.RolloutHalted:
+		if !sameRevision || !was(hubv1.RolloutHalted) {
+			return []Event{{Type: corev1.EventTypeWarning, Reason: hubv1.ReasonRolloutHalted,
+				Message: fmt.Sprintf("revision %d halted at stage %s: %s", next.Revision, next.Stage, next.Message)}}
+		}
+	case hubv1.RolloutRolledBack:
+		if !sameRevision || !was(hubv1.RolloutRolledBack) {
+			return []Event{{Type: corev1.EventTypeWarning, Reason: hubv1.ReasonRolledBack,
+				Message: fmt.Sprintf("revision %d failed at stage %s and was rolled back to revision %d: %s",
+					next.Revision, next.Stage, next.StableRevision, next.Message)}}
+		}
+	case hubv1.RolloutComplete:
+		if !sameRevision || !was(hubv1.RolloutComplete) {
+			return []Event{{Type: corev1.EventTypeNormal, Reason: hubv1.ReasonRolloutComplete,
+				Message: fmt.Sprintf("revision %d is complete: %s", next.Revision, next.Message)}}
+		}
+	}
+	return nil
 }
