@@ -45,6 +45,24 @@ func withContainers(cs ...corev1.Container) func(*hubv1.MyResourceSpec) {
 	return func(s *hubv1.MyResourceSpec) { s.Deployment.Template.Spec.Containers = cs }
 }
 
+// withRollout sets spec.rollout, each stage selecting member-1 by name
+// unless it says otherwise.
+func withRollout(r hubv1.RolloutSpec) func(*hubv1.MyResourceSpec) {
+	return func(s *hubv1.MyResourceSpec) { s.Rollout = &r }
+}
+
+// stage is a valid stage: it selects member-1 by name.
+func stage(name string) hubv1.RolloutStage {
+	return hubv1.RolloutStage{Name: name, Selection: hubv1.Selection{ClusterNames: []string{"member-1"}}}
+}
+
+// withStageConcurrency is a rollout of one stage with this maxConcurrency.
+func withStageConcurrency(v intstr.IntOrString) func(*hubv1.MyResourceSpec) {
+	st := stage("canary")
+	st.MaxConcurrency = &v
+	return withRollout(hubv1.RolloutSpec{Stages: []hubv1.RolloutStage{st}})
+}
+
 // TestCRDValidation creates MyResources on a real API server with the chart's
 // CRD installed: what can never work is rejected with a message a person
 // understands, and what is valid is accepted with its defaults filled in.
@@ -325,6 +343,123 @@ func TestCRDValidation(t *testing.T) {
 			}),
 			want: []string{"spec.overrides[0].containerName", "63"},
 		},
+		{
+			name:   "duplicate rollout stage names are rejected",
+			mutate: withRollout(hubv1.RolloutSpec{Stages: []hubv1.RolloutStage{stage("canary"), stage("canary")}}),
+			want:   []string{"spec.rollout.stages[1]", "Duplicate value", `"name":"canary"`},
+		},
+		{
+			name:   "an upper-case stage name is rejected",
+			mutate: withRollout(hubv1.RolloutSpec{Stages: []hubv1.RolloutStage{stage("Canary")}}),
+			want:   []string{"spec.rollout.stages[0].name", `Invalid value: "Canary"`, "should match '^[a-z0-9]"},
+		},
+		{
+			name:   "a stage name with a dot is rejected: it is a DNS label, not a subdomain",
+			mutate: withRollout(hubv1.RolloutSpec{Stages: []hubv1.RolloutStage{stage("eu.prod")}}),
+			want:   []string{"spec.rollout.stages[0].name", "should match '^[a-z0-9]"},
+		},
+		{
+			name:   "a stage name longer than a DNS label is rejected",
+			mutate: withRollout(hubv1.RolloutSpec{Stages: []hubv1.RolloutStage{stage(strings.Repeat("s", 64))}}),
+			want:   []string{"spec.rollout.stages[0].name", "Too long", "63"},
+		},
+		{
+			name:   "an empty stage name is rejected",
+			mutate: withRollout(hubv1.RolloutSpec{Stages: []hubv1.RolloutStage{stage("")}}),
+			want:   []string{"spec.rollout.stages[0].name", "at least 1 chars long"},
+		},
+		{
+			name:   "a stage maxConcurrency of 0 is rejected",
+			mutate: withStageConcurrency(intstr.FromInt32(0)),
+			want:   []string{"spec.rollout.stages[0].maxConcurrency", "maxConcurrency must be a positive integer or a percent from 1% to 100%"},
+		},
+		{
+			name:   "a negative stage maxConcurrency is rejected",
+			mutate: withStageConcurrency(intstr.FromInt32(-1)),
+			want:   []string{"spec.rollout.stages[0].maxConcurrency", "maxConcurrency must be a positive integer"},
+		},
+		// A percent out of range is rejected by a pattern or a CEL rule, with
+		// either message; the cases pin that it is rejected, on that field.
+		{
+			name:   "a stage maxConcurrency of 0% is rejected",
+			mutate: withStageConcurrency(intstr.FromString("0%")),
+			want:   []string{"spec.rollout.stages[0].maxConcurrency", "Invalid value"},
+		},
+		{
+			name:   "a stage maxConcurrency above 100% is rejected",
+			mutate: withStageConcurrency(intstr.FromString("101%")),
+			want:   []string{"spec.rollout.stages[0].maxConcurrency", "Invalid value"},
+		},
+		{
+			name:   "a stage maxConcurrency that is neither a count nor a percent is rejected",
+			mutate: withStageConcurrency(intstr.FromString("abc")),
+			want:   []string{"spec.rollout.stages[0].maxConcurrency", "Invalid value"},
+		},
+		{
+			name:   "a numeric string as maxConcurrency is rejected: a count is written as a number",
+			mutate: withStageConcurrency(intstr.FromString("2")),
+			want:   []string{"spec.rollout.stages[0].maxConcurrency", "Invalid value"},
+		},
+		{
+			name:   "a rollout-wide maxConcurrency of 0 is rejected",
+			mutate: withRollout(hubv1.RolloutSpec{MaxConcurrency: ptr.To(intstr.FromInt32(0))}),
+			want:   []string{"spec.rollout.maxConcurrency", "maxConcurrency must be a positive integer"},
+		},
+		{
+			name:   "a rollout-wide maxConcurrency of 101% is rejected",
+			mutate: withRollout(hubv1.RolloutSpec{MaxConcurrency: ptr.To(intstr.FromString("101%"))}),
+			want:   []string{"spec.rollout.maxConcurrency", "Invalid value"},
+		},
+		{
+			name:   "a progressDeadlineSeconds of 0 is rejected",
+			mutate: withRollout(hubv1.RolloutSpec{ProgressDeadlineSeconds: ptr.To[int32](0)}),
+			want:   []string{"spec.rollout.progressDeadlineSeconds", "greater than or equal to 1"},
+		},
+		{
+			name:   "a negative minReadySeconds is rejected",
+			mutate: withRollout(hubv1.RolloutSpec{MinReadySeconds: -1}),
+			want:   []string{"spec.rollout.minReadySeconds", "greater than or equal to 0"},
+		},
+		{
+			name: "more than 20 stages are rejected",
+			mutate: func(s *hubv1.MyResourceSpec) {
+				r := hubv1.RolloutSpec{}
+				for i := range hubv1.MaxRolloutStages + 1 {
+					r.Stages = append(r.Stages, stage(fmt.Sprintf("s%d", i)))
+				}
+				s.Rollout = &r
+			},
+			want: []string{"spec.rollout.stages", "must have at most 20 items"},
+		},
+		{
+			name:   "a stage that selects no cluster is rejected",
+			mutate: withRollout(hubv1.RolloutSpec{Stages: []hubv1.RolloutStage{{Name: "canary"}}}),
+			want:   []string{"spec.rollout.stages[0]", "a stage must select clusters: set clusterNames or clusterSelector"},
+		},
+		{
+			name: "a stage with an empty clusterNames list and no selector is rejected",
+			mutate: withRollout(hubv1.RolloutSpec{Stages: []hubv1.RolloutStage{
+				{Name: "canary", Selection: hubv1.Selection{ClusterNames: []string{}}},
+			}}),
+			want: []string{"spec.rollout.stages[0]", "a stage must select clusters"},
+		},
+		{
+			name: "a stage clusterSelector with an invalid label key is rejected",
+			mutate: withRollout(hubv1.RolloutSpec{Stages: []hubv1.RolloutStage{
+				{Name: "prod", Selection: hubv1.Selection{ClusterSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"not a key!": "x"}}}},
+			}}),
+			want: []string{"spec.rollout.stages[0].clusterSelector.matchLabels", "each key must be a label key"},
+		},
+		{
+			name:   "an unknown onFailure is rejected",
+			mutate: withRollout(hubv1.RolloutSpec{OnFailure: "Retry"}),
+			want:   []string{"spec.rollout.onFailure", `Unsupported value: "Retry"`, `"Pause", "Rollback"`},
+		},
+		{
+			name:   "a negative revisionHistoryLimit is rejected",
+			mutate: func(s *hubv1.MyResourceSpec) { s.RevisionHistoryLimit = ptr.To[int32](-1) },
+			want:   []string{"spec.revisionHistoryLimit", "greater than or equal to 0"},
+		},
 	}
 	for _, tt := range invalid {
 		t.Run(tt.name, func(t *testing.T) {
@@ -350,6 +485,87 @@ func TestCRDValidation(t *testing.T) {
 				g.Expect(got.Spec.Deployment.Replicas).To(HaveValue(Equal(int32(1))))
 				g.Expect(got.Spec.DeletionPolicy).To(Equal(hubv1.DeletionPolicyDelete))
 				g.Expect(got.Spec.Service).To(BeNil())
+				g.Expect(got.Spec.RevisionHistoryLimit).To(HaveValue(Equal(int32(hubv1.DefaultRevisionHistoryLimit))))
+				g.Expect(got.Spec.Rollout).To(BeNil(), "no rollout unless asked for: a revision reaches every cluster at once")
+			},
+		},
+		{
+			name:   "an empty rollout gets onFailure Pause",
+			mutate: withRollout(hubv1.RolloutSpec{}),
+			check: func(g Gomega, got *hubv1.MyResource) {
+				g.Expect(got.Spec.Rollout).NotTo(BeNil())
+				g.Expect(got.Spec.Rollout.OnFailure).To(Equal(hubv1.RolloutPause))
+				g.Expect(got.Spec.Rollout.Paused).To(BeFalse())
+				g.Expect(got.Spec.Rollout.MaxConcurrency).To(BeNil(), "the default of 1 is the planner's, not stored")
+			},
+		},
+		{
+			name: "a rollout with named and selected stages, counts and percents is accepted as written",
+			mutate: func(s *hubv1.MyResourceSpec) {
+				canary := stage("canary")
+				canary.MaxConcurrency = ptr.To(intstr.FromInt32(2))
+				eu := hubv1.RolloutStage{Name: "prod-eu", RequireApproval: true,
+					MaxConcurrency: ptr.To(intstr.FromString("25%")),
+					Selection: hubv1.Selection{ClusterSelector: &metav1.LabelSelector{
+						MatchLabels: map[string]string{"env": "prod", "region": "eu"},
+					}}}
+				rest := hubv1.RolloutStage{Name: strings.Repeat("r", 63), MaxConcurrency: ptr.To(intstr.FromString("100%")),
+					Selection: hubv1.Selection{
+						ClusterNames:    []string{"member-2", "member-3"},
+						ClusterSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "env", Operator: metav1.LabelSelectorOpExists}}},
+					}}
+				all := hubv1.RolloutStage{Name: "everything-else", MaxConcurrency: ptr.To(intstr.FromString("1%")),
+					Selection: hubv1.Selection{ClusterSelector: &metav1.LabelSelector{}}}
+				s.Rollout = &hubv1.RolloutSpec{
+					Stages:                  []hubv1.RolloutStage{canary, eu, rest, all},
+					MaxConcurrency:          ptr.To(intstr.FromString("50%")),
+					MinReadySeconds:         0,
+					ProgressDeadlineSeconds: ptr.To[int32](1),
+					OnFailure:               hubv1.RolloutRollback,
+					Paused:                  true,
+				}
+				s.RevisionHistoryLimit = ptr.To[int32](0)
+			},
+			check: func(g Gomega, got *hubv1.MyResource) {
+				r := got.Spec.Rollout
+				g.Expect(r.Stages).To(HaveLen(4))
+				g.Expect(r.Stages[0].MaxConcurrency).To(HaveValue(Equal(intstr.FromInt32(2))))
+				g.Expect(r.Stages[1].MaxConcurrency).To(HaveValue(Equal(intstr.FromString("25%"))))
+				g.Expect(r.Stages[1].RequireApproval).To(BeTrue())
+				g.Expect(r.Stages[2].MaxConcurrency).To(HaveValue(Equal(intstr.FromString("100%"))))
+				g.Expect(r.Stages[3].ClusterSelector).NotTo(BeNil(), "an empty selector selects every remaining cluster")
+				g.Expect(r.MaxConcurrency).To(HaveValue(Equal(intstr.FromString("50%"))))
+				g.Expect(r.MinReadySeconds).To(BeZero())
+				g.Expect(r.ProgressDeadlineSeconds).To(HaveValue(Equal(int32(1))))
+				g.Expect(r.OnFailure).To(Equal(hubv1.RolloutRollback))
+				g.Expect(r.Paused).To(BeTrue())
+				g.Expect(got.Spec.RevisionHistoryLimit).To(HaveValue(BeZero()), "0 keeps no old revision, and is not replaced by the default")
+			},
+		},
+		{
+			name: "a rollout-wide maxConcurrency of 100% and a long minReadySeconds are accepted",
+			mutate: withRollout(hubv1.RolloutSpec{
+				MaxConcurrency:  ptr.To(intstr.FromString("100%")),
+				MinReadySeconds: 3600,
+				Stages:          []hubv1.RolloutStage{stage("canary")},
+			}),
+			check: func(g Gomega, got *hubv1.MyResource) {
+				g.Expect(got.Spec.Rollout.MaxConcurrency).To(HaveValue(Equal(intstr.FromString("100%"))))
+				g.Expect(got.Spec.Rollout.MinReadySeconds).To(Equal(int32(3600)))
+				g.Expect(got.Spec.Rollout.OnFailure).To(Equal(hubv1.RolloutPause))
+			},
+		},
+		{
+			name: "exactly 20 stages are accepted",
+			mutate: func(s *hubv1.MyResourceSpec) {
+				r := hubv1.RolloutSpec{}
+				for i := range hubv1.MaxRolloutStages {
+					r.Stages = append(r.Stages, stage(fmt.Sprintf("s%d", i)))
+				}
+				s.Rollout = &r
+			},
+			check: func(g Gomega, got *hubv1.MyResource) {
+				g.Expect(got.Spec.Rollout.Stages).To(HaveLen(hubv1.MaxRolloutStages))
 			},
 		},
 		{

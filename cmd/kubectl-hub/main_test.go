@@ -15,11 +15,15 @@ import (
 // parsed is what a test compares of options: ConfigFlags holds pointers.
 type parsed struct {
 	command, kubeconfig, context, namespace, registryNamespace string
+	subcommand                                                 string
 	args                                                       []string
+	rollout                                                    rolloutOptions
 }
 
 func summary(o *options) parsed {
-	return parsed{command: o.command, args: o.args, registryNamespace: o.registryNamespace,
+	ro := o.rollout
+	ro.pollPeriod = 0
+	return parsed{command: o.command, subcommand: o.subcommand, args: o.args, registryNamespace: o.registryNamespace, rollout: ro,
 		kubeconfig: *o.kube.KubeConfig, context: *o.kube.Context, namespace: *o.kube.Namespace}
 }
 
@@ -38,6 +42,22 @@ func TestParseArgs(t *testing.T) {
 			parsed{command: "clusters", registryNamespace: "hub-operator-system"}, false},
 		{"clusters by name", []string{"clusters", "m1", "--registry-namespace", "reg", "m2"},
 			parsed{command: "clusters", args: []string{"m1", "m2"}, registryNamespace: "reg"}, false},
+		{"rollout status with --watch and --timeout", []string{"rollout", "status", "web", "-n", "shop", "-w", "--timeout", "5m"},
+			parsed{command: "rollout", subcommand: "status", args: []string{"web"}, namespace: "shop",
+				registryNamespace: "hub-operator-system", rollout: rolloutOptions{watch: true, timeout: 5 * time.Minute}}, false},
+		{"rollout history of one revision", []string{"rollout", "history", "--revision", "3", "web"},
+			parsed{command: "rollout", subcommand: "history", args: []string{"web"}, rollout: rolloutOptions{revision: 3}}, false},
+		{"rollout approve a stage", []string{"rollout", "approve", "web", "--stage", "prod"},
+			parsed{command: "rollout", subcommand: "approve", args: []string{"web"}, rollout: rolloutOptions{stage: "prod"}}, false},
+		{"rollout undo to a revision", []string{"rollout", "undo", "web", "--to-revision=2"},
+			parsed{command: "rollout", subcommand: "undo", args: []string{"web"}, rollout: rolloutOptions{revision: 2}}, false},
+		{"rollout pause", []string{"rollout", "pause", "web"},
+			parsed{command: "rollout", subcommand: "pause", args: []string{"web"}}, false},
+		{"rollout needs a subcommand", []string{"rollout"}, parsed{}, true},
+		{"rollout with an unknown subcommand", []string{"rollout", "restart", "web"}, parsed{}, true},
+		{"rollout needs a name", []string{"rollout", "resume"}, parsed{}, true},
+		{"pause takes no --watch", []string{"rollout", "pause", "web", "--watch"}, parsed{}, true},
+		{"undo to a negative revision", []string{"rollout", "undo", "web", "--to-revision", "-1"}, parsed{}, true},
 		{"status needs a name", []string{"status", "-n", "shop"}, parsed{}, true},
 		{"status takes one name", []string{"status", "a", "b"}, parsed{}, true},
 		{"clusters refuses -n, which would list the wrong registry", []string{"clusters", "-n", "x"}, parsed{}, true},
@@ -68,11 +88,16 @@ func TestParseArgs(t *testing.T) {
 func TestKubectlFlags(t *testing.T) {
 	flags := []string{"--kubeconfig", "--context", "--cluster", "--user", "-n, --namespace", "--as", "--as-group",
 		"--as-uid", "--request-timeout", "--server", "--token", "--certificate-authority", "--insecure-skip-tls-verify"}
-	for _, command := range []string{cmdStatus, cmdClusters} {
+	commands := [][]string{{cmdStatus}, {cmdClusters}}
+	for _, sub := range rolloutSubcommands {
+		commands = append(commands, []string{cmdRollout, sub})
+	}
+	for _, cmdline := range commands {
+		command := strings.Join(cmdline, " ")
 		t.Run(command, func(t *testing.T) {
 			g := NewWithT(t)
 			var stderr bytes.Buffer
-			_, err := parseArgs([]string{command, "--help"}, &stderr)
+			_, err := parseArgs(append(cmdline, "--help"), &stderr)
 			g.Expect(err).To(MatchError(errUsage))
 			for _, f := range flags {
 				g.Expect(stderr.String()).To(ContainSubstring(f), "flag %s in the help of %s", f, command)
