@@ -19,7 +19,7 @@ func (r *Reconciler) recordTransitions(mr *hubv1.MyResource, next hubv1.MyResour
 	var applied []string
 	for _, e := range next.Clusters {
 		now := meta.FindStatusCondition(e.Conditions, hubv1.ClusterConditionApplied)
-		if now == nil || now.Reason == hubv1.ReasonCleanupPending {
+		if now == nil || now.Reason == hubv1.ReasonCleanupPending || now.Reason == hubv1.ReasonRolloutPending {
 			continue
 		}
 		if was := appliedCondition(mr, e.Name); was != nil && was.Status == now.Status && was.Reason == now.Reason &&

@@ -76,6 +76,8 @@ type fakeCluster struct {
 	applyErr, deleteErr error
 	// rollingOut: the Deployment is applied but not Available yet.
 	rollingOut bool
+	// revision is the revision annotation of the last apply.
+	revision string
 }
 
 // fakeMembers is an in-memory Members: per cluster, whether it holds the
@@ -122,12 +124,13 @@ func (f *fakeMembers) Apply(_ context.Context, mr *hubv1.MyResource, t member.Ta
 	}
 	f.mu.Lock()
 	c.holds = true
-	rollingOut := c.rollingOut
+	c.revision = mr.Annotations[hubv1.RevisionAnnotation]
+	rollingOut, rev := c.rollingOut, c.revision
 	f.mu.Unlock()
 	if rollingOut {
-		return rollingOutStatus(t.Name, mr.Generation), nil
+		return rollingOutStatus(t.Name, mr.Generation, rev), nil
 	}
-	return availableStatus(t.Name, mr.Generation), nil
+	return availableStatus(t.Name, mr.Generation, rev), nil
 }
 
 func (f *fakeMembers) Observe(_ context.Context, mr *hubv1.MyResource, t member.Target) (hubv1.ClusterStatus, error) {
@@ -136,7 +139,10 @@ func (f *fakeMembers) Observe(_ context.Context, mr *hubv1.MyResource, t member.
 		st.Name = t.Name
 		return st, nil
 	}
-	return availableStatus(t.Name, mr.Generation), nil
+	f.mu.Lock()
+	rev := f.cluster(t.Name).revision
+	f.mu.Unlock()
+	return availableStatus(t.Name, mr.Generation, rev), nil
 }
 
 func (f *fakeMembers) Owns(_ context.Context, _, _ string, t member.Target) bool {
@@ -156,9 +162,9 @@ func (f *fakeMembers) Delete(_ context.Context, _, _ string, t member.Target) (b
 
 // availableStatus is what member reports for a Deployment at generation gen
 // that rolled out completely.
-func availableStatus(cluster string, gen int64) hubv1.ClusterStatus {
+func availableStatus(cluster string, gen int64, revision string) hubv1.ClusterStatus {
 	dep := &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Generation: 1, Annotations: map[string]string{hubv1.HubGenerationAnnotation: fmt.Sprint(gen)}},
+		ObjectMeta: metav1.ObjectMeta{Generation: 1, Annotations: map[string]string{hubv1.HubGenerationAnnotation: fmt.Sprint(gen), hubv1.RevisionAnnotation: revision}},
 		Spec:       appsv1.DeploymentSpec{Replicas: ptr.To[int32](1)},
 		Status: appsv1.DeploymentStatus{ObservedGeneration: 1, Replicas: 1, UpdatedReplicas: 1, ReadyReplicas: 1, AvailableReplicas: 1,
 			Conditions: []appsv1.DeploymentCondition{{Type: appsv1.DeploymentAvailable, Status: corev1.ConditionTrue}}},
@@ -170,13 +176,20 @@ func availableStatus(cluster string, gen int64) hubv1.ClusterStatus {
 
 // rollingOutStatus is what member reports for a Deployment at generation gen
 // whose new Pods are not Available yet.
-func rollingOutStatus(cluster string, gen int64) hubv1.ClusterStatus {
+func rollingOutStatus(cluster string, gen int64, revision string) hubv1.ClusterStatus {
 	dep := &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Generation: 1, Annotations: map[string]string{hubv1.HubGenerationAnnotation: fmt.Sprint(gen)}},
+		ObjectMeta: metav1.ObjectMeta{Generation: 1, Annotations: map[string]string{hubv1.HubGenerationAnnotation: fmt.Sprint(gen), hubv1.RevisionAnnotation: revision}},
 		Spec:       appsv1.DeploymentSpec{Replicas: ptr.To[int32](2)},
 		Status:     appsv1.DeploymentStatus{ObservedGeneration: 1, Replicas: 2, UpdatedReplicas: 2},
 	}
 	st := member.Status(dep, gen)
 	st.Name = cluster
 	return st
+}
+
+// revisionOf is the revision annotation a cluster's objects last got.
+func (f *fakeMembers) revisionOf(name string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.cluster(name).revision
 }

@@ -27,7 +27,25 @@ const (
 	MetricApplyErrors = "hub_operator_member_apply_errors_total"
 	// MetricMyResources counts MyResources by the status of their Ready condition.
 	MetricMyResources = "hub_operator_myresources"
+	// MetricRollouts counts MyResources by the phase of their rollout.
+	MetricRollouts = "hub_operator_rollouts"
+	// MetricRolloutClusterUpdates counts clusters a rollout updated
+	// (succeeded), that failed a revision (failed), and that were given the
+	// stable revision again (rolled_back).
+	MetricRolloutClusterUpdates = "hub_operator_rollout_cluster_updates_total"
 )
+
+// Values of the result label of MetricRolloutClusterUpdates.
+const (
+	resultSucceeded  = "succeeded"
+	resultFailed     = "failed"
+	resultRolledBack = "rolled_back"
+)
+
+// rolloutPhases are the values of the phase label of MetricRollouts, each
+// exported, zero or not, so that an alert on one has a series to read.
+var rolloutPhases = []hubv1.RolloutPhase{hubv1.RolloutProgressing, hubv1.RolloutPaused, hubv1.RolloutWaitingForApproval,
+	hubv1.RolloutHalted, hubv1.RolloutRolledBack, hubv1.RolloutComplete}
 
 // applyErrorReasons are the reasons member.Reason gives an apply error; their
 // series start at zero so that alerts and rates see the first error.
@@ -38,6 +56,8 @@ const (
 	labelCluster = "cluster"
 	labelReason  = "reason"
 	labelReady   = "ready"
+	labelPhase   = "phase"
+	labelResult  = "result"
 
 	readyTrue    = "true"
 	readyFalse   = "false"
@@ -61,6 +81,8 @@ type Metrics struct {
 	applyDuration *prometheus.HistogramVec
 	applyErrors   *prometheus.CounterVec
 	myresources   *prometheus.Desc
+	rollouts      *prometheus.Desc
+	updates       *prometheus.CounterVec
 
 	// hub and clusters are set by Register.
 	hub      client.Reader
@@ -94,6 +116,16 @@ func NewMetrics() *Metrics {
 		myresources: prometheus.NewDesc(MetricMyResources,
 			"MyResources on the hub by the status of their Ready condition (true, false, unknown: not reported yet).",
 			[]string{labelReady}, nil),
+		rollouts: prometheus.NewDesc(MetricRollouts,
+			"MyResources on the hub by the phase of their rollout (status.rollout.phase).",
+			[]string{labelPhase}, nil),
+		updates: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: MetricRolloutClusterUpdates,
+			Help: "Clusters a rollout updated to a new revision (succeeded), that failed one (failed), or that were given the stable revision again (rolled_back).",
+		}, []string{labelResult}),
+	}
+	for _, r := range []string{resultSucceeded, resultFailed, resultRolledBack} {
+		m.updates.WithLabelValues(r)
 	}
 	m.series = clusterregistry.ClusterSeries{Create: m.createSeries, Delete: m.deleteSeries}
 	return m
@@ -131,7 +163,9 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.applies.Describe(ch)
 	m.applyDuration.Describe(ch)
 	m.applyErrors.Describe(ch)
+	m.updates.Describe(ch)
 	ch <- m.myresources
+	ch <- m.rollouts
 }
 
 // Collect implements prometheus.Collector.
@@ -142,7 +176,16 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	m.applies.Collect(ch)
 	m.applyDuration.Collect(ch)
 	m.applyErrors.Collect(ch)
+	m.updates.Collect(ch)
 	m.collectMyResources(ch)
+}
+
+// countUpdates adds n clusters with result to the rollout update counter.
+func (m *Metrics) countUpdates(result string, n int) {
+	if m == nil || n <= 0 {
+		return
+	}
+	m.updates.WithLabelValues(result).Add(float64(n))
 }
 
 func (m *Metrics) createSeries(cluster string) {
@@ -172,12 +215,18 @@ func (m *Metrics) collectMyResources(ch chan<- prometheus.Metric) {
 	if err := m.hub.List(ctx, &list, client.UnsafeDisableDeepCopy); err != nil {
 		return
 	}
-	counts := map[string]int{}
+	counts, phases := map[string]int{}, map[hubv1.RolloutPhase]int{}
 	for i := range list.Items {
 		counts[readyValue(&list.Items[i])]++
+		if ro := list.Items[i].Status.Rollout; ro != nil {
+			phases[ro.Phase]++
+		}
 	}
 	for _, v := range readyValues {
 		ch <- prometheus.MustNewConstMetric(m.myresources, prometheus.GaugeValue, float64(counts[v]), v)
+	}
+	for _, p := range rolloutPhases {
+		ch <- prometheus.MustNewConstMetric(m.rollouts, prometheus.GaugeValue, float64(phases[p]), string(p))
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 
 	hubv1 "example.com/hub-operator/api/v1"
 	"example.com/hub-operator/clusterregistry"
+	"example.com/hub-operator/hub/rollout"
 	"example.com/hub-operator/member"
 )
 
@@ -152,14 +153,29 @@ func (r *Reconciler) reconcileNormal(ctx context.Context, s *scope) (ctrl.Result
 		s.entries, s.verdict.invalid = mr.Status.Clusters, err
 		return ctrl.Result{}, reconcile.TerminalError(err)
 	}
-	work := r.applyCluster
-	if mr.Spec.Suspend {
-		work, s.verdict.readyReason = r.observeCluster, hubv1.ReasonSuspended
+	if s.history, err = r.syncRevisions(ctx, mr); err != nil {
+		s.statusComputed = false // nothing new is known; the retry will
+		return ctrl.Result{}, err
 	}
-	results := forEachCluster(ctx, p.selected, r.fanOut(), r.clusterTimeout(), func(ctx context.Context, name string) clusterResult {
-		return work(ctx, s, name)
-	})
-	entries, recheck, retry := collect(results)
+	var (
+		entries []hubv1.ClusterStatus
+		recheck time.Duration
+		retry   error
+	)
+	if mr.Spec.Suspend {
+		s.verdict.readyReason = hubv1.ReasonSuspended
+		entries, recheck, retry = r.observeAll(ctx, s)
+	} else {
+		entries, recheck, retry = r.rollOut(ctx, s)
+	}
+	if inv := (invalidRollout{}); errors.As(retry, &inv) {
+		// The planner could not read spec.rollout (a stage selector the
+		// API server's validation let through): only the user can fix it.
+		s.entries, s.verdict.invalid = mr.Status.Clusters, inv
+		return ctrl.Result{}, reconcile.TerminalError(inv)
+	}
+	s.verdict.rollout = &s.rollout.Status
+	s.rolloutEvents(s.rollout.Status)
 	if !mr.Spec.Suspend {
 		entries = append(entries, r.cleanupUnselected(ctx, s, "left the registry")...)
 	}
@@ -178,20 +194,48 @@ func (r *Reconciler) reconcileNormal(ctx context.Context, s *scope) (ctrl.Result
 	return ctrl.Result{RequeueAfter: recheck}, nil
 }
 
-// applyCluster applies the MyResource to one selected cluster and reads its
-// state back. A cluster that is not connected is reported, never waited for.
-func (r *Reconciler) applyCluster(ctx context.Context, s *scope, name string) clusterResult {
+// observeAll reads every selected cluster without writing (suspend).
+func (r *Reconciler) observeAll(ctx context.Context, s *scope) ([]hubv1.ClusterStatus, time.Duration, error) {
+	results := forEachCluster(ctx, s.placement.selected, r.fanOut(), r.clusterTimeout(), func(ctx context.Context, name string) clusterResult {
+		return r.observeCluster(ctx, s, name)
+	})
+	entries := map[string]hubv1.ClusterStatus{}
+	for name, res := range results {
+		entries[name] = res.status
+	}
+	plan, err := r.decide(s, entries, map[string]int64{}, s.previousRollout())
+	if err != nil {
+		return nil, 0, invalidRollout{err}
+	}
+	s.rollout = plan
+	out, recheck, retry := collect(results)
+	s.history.canonicalRevisions(out)
+	return out, recheck, retry
+}
+
+// applyCluster gives one selected cluster the revision the plan assigns it
+// and reads its state back. A cluster that is not connected is reported,
+// never waited for; one that waits for its stage with nothing to run is
+// only reported.
+func (r *Reconciler) applyCluster(ctx context.Context, s *scope, name string, cp rollout.ClusterPlan) clusterResult {
 	mr := s.mr
 	prev := previous(mr, name)
 	t, res, ok := r.target(s, name, prev)
 	if !ok {
 		return res
 	}
+	view := s.views[cp.Revision]
+	if view == nil {
+		return clusterResult{status: unobserved(prev, name, hubv1.ReasonRolloutPending, pendingMessage(cp, s.history.current.number), mr.Generation)}
+	}
 	start := time.Now()
-	st, err := r.Members.Apply(ctx, mr, t)
+	st, err := r.Members.Apply(ctx, view, t)
 	reason := member.Reason(err)
 	r.Metrics.observeApply(name, time.Since(start), reason)
 	if err == nil {
+		if cp.Revision != s.history.current.number {
+			waiting(&st, cp, s.history.current.number, mr.Generation)
+		}
 		return clusterResult{status: clusterEntry(prev, st)}
 	}
 	res = clusterResult{status: unobserved(prev, name, reason, err.Error(), mr.Generation)}
@@ -435,6 +479,11 @@ func (r *Reconciler) persist(ctx context.Context, s *scope, res ctrl.Result, ret
 			return res, errors.Join(reterr, fmt.Errorf("updating status of MyResource %s/%s: %w", mr.Namespace, mr.Name, err))
 		}
 		r.recordTransitions(mr, st)
+		if s.verdict.rollout != nil {
+			for result, n := range updateCounts(mr.Status.Rollout, s.rollout) {
+				r.Metrics.countUpdates(result, n)
+			}
+		}
 	}
 	s.recordEvents(r.Recorder)
 	return res, reterr

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+	appsv1 "k8s.io/api/apps/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -47,6 +48,7 @@ func newHarness(t *testing.T, mr *hubv1.MyResource, registry *fakeRegistry, memb
 	t.Helper()
 	scheme := runtime.NewScheme()
 	NewWithT(t).Expect(hubv1.AddToScheme(scheme)).To(Succeed())
+	NewWithT(t).Expect(appsv1.AddToScheme(scheme)).To(Succeed())
 	h := &harness{members: members, registry: registry, recorder: events.NewFakeRecorder(100), key: client.ObjectKeyFromObject(mr), ctx: t.Context()}
 	h.hub = fake.NewClientBuilder().WithScheme(scheme).
 		WithObjects(mr).
@@ -104,7 +106,7 @@ func placedOn(p hubv1.Placement) *hubv1.MyResource {
 func deleting(mr *hubv1.MyResource, appliedTo ...string) *hubv1.MyResource {
 	mr.DeletionTimestamp = &metav1.Time{Time: time.Date(2026, 12, 2, 4, 0, 0, 0, time.UTC)}
 	for _, name := range appliedTo {
-		mr.Status.Clusters = append(mr.Status.Clusters, availableStatus(name, mr.Generation))
+		mr.Status.Clusters = append(mr.Status.Clusters, availableStatus(name, mr.Generation, ""))
 	}
 	return mr
 }
@@ -278,7 +280,7 @@ func TestReconcileInvalidSelectorIsTerminal(t *testing.T) {
 func TestReconcileCleansUpAClusterThatLeftThePlacement(t *testing.T) {
 	g := NewWithT(t)
 	mr := placedOn(hubv1.Placement{Selection: hubv1.Selection{ClusterNames: []string{"a"}}})
-	mr.Status.Clusters = []hubv1.ClusterStatus{availableStatus("a", 1), availableStatus("b", 1)}
+	mr.Status.Clusters = []hubv1.ClusterStatus{availableStatus("a", 1, ""), availableStatus("b", 1, "")}
 	h := newHarness(t, mr, registryOf(prodDev), newFakeMembers("a", "b"))
 	_, err := h.reconcile()
 	g.Expect(err).NotTo(HaveOccurred())

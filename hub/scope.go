@@ -7,6 +7,7 @@ import (
 
 	hubv1 "example.com/hub-operator/api/v1"
 	"example.com/hub-operator/clusterregistry"
+	"example.com/hub-operator/hub/rollout"
 )
 
 // scope carries one reconcile of one MyResource: what Reconcile read before
@@ -32,6 +33,13 @@ type scope struct {
 	entries []hubv1.ClusterStatus
 	// verdict is what the phase concluded beyond the entries.
 	verdict verdict
+	// history is the MyResource's revisions, the spec's the newest.
+	history *history
+	// views are the MyResource as of each revision a cluster is given,
+	// built before the clusters are worked on (then only read).
+	views map[int64]*hubv1.MyResource
+	// rollout is the planner's last decision (reconcileNormal).
+	rollout rollout.Plan
 	// mayHold lets the settler hold back a progress status that is about to
 	// turn Ready (reconcileNormal with nothing to retry or recheck).
 	mayHold bool

@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -19,6 +20,12 @@ func clusterEntry(prev *hubv1.ClusterStatus, observed hubv1.ClusterStatus) hubv1
 	out.Conditions = nil
 	if prev != nil {
 		out.Conditions = slices.Clone(prev.Conditions)
+		if observed.Revision != prev.Revision {
+			// Applied's transition time is when the revision there was
+			// applied: the rollout's deadline and minReadySeconds count
+			// from it, also when the cluster was Applied before.
+			meta.RemoveStatusCondition(&out.Conditions, hubv1.ClusterConditionApplied)
+		}
 	}
 	for _, c := range observed.Conditions {
 		meta.SetStatusCondition(&out.Conditions, c)
@@ -34,7 +41,7 @@ func unobserved(prev *hubv1.ClusterStatus, name, reason, message string, generat
 	st := hubv1.ClusterStatus{Name: name}
 	if prev != nil {
 		st.Replicas, st.ReadyReplicas, st.AvailableReplicas = prev.Replicas, prev.ReadyReplicas, prev.AvailableReplicas
-		st.ObservedGeneration = prev.ObservedGeneration
+		st.ObservedGeneration, st.Revision = prev.ObservedGeneration, prev.Revision
 	}
 	st.Conditions = []metav1.Condition{
 		{Type: hubv1.ClusterConditionApplied, Status: metav1.ConditionFalse, Reason: reason, Message: message, ObservedGeneration: generation},
@@ -43,19 +50,21 @@ func unobserved(prev *hubv1.ClusterStatus, name, reason, message string, generat
 	return clusterEntry(prev, st)
 }
 
-// clusterReady says whether a cluster runs the current generation, Available.
-func clusterReady(st hubv1.ClusterStatus, generation int64) bool {
-	return st.ObservedGeneration == generation &&
+// clusterReady says whether a cluster runs the current generation and
+// revision (when revision is not 0), Available.
+func clusterReady(st hubv1.ClusterStatus, generation, revision int64) bool {
+	return st.ObservedGeneration == generation && (revision == 0 || st.Revision == revision) &&
 		meta.IsStatusConditionTrue(st.Conditions, hubv1.ClusterConditionApplied) &&
 		meta.IsStatusConditionTrue(st.Conditions, hubv1.ClusterConditionAvailable)
 }
 
 // clusterFailing says whether a cluster needs a person: not applied, or a
-// rollout that gave up. A rollout in progress, or a cluster still connecting
-// or catching up with a new generation (Pending), is not failing.
+// rollout that gave up. A rollout in progress, or a cluster still connecting,
+// catching up with a new generation (Pending) or waiting for its stage
+// (RolloutPending), is not failing.
 func clusterFailing(st hubv1.ClusterStatus) (bool, string, string) {
 	if c := meta.FindStatusCondition(st.Conditions, hubv1.ClusterConditionApplied); c != nil &&
-		c.Status == metav1.ConditionFalse && c.Reason != hubv1.ReasonPending {
+		c.Status == metav1.ConditionFalse && c.Reason != hubv1.ReasonPending && c.Reason != hubv1.ReasonRolloutPending {
 		return true, c.Reason, c.Message
 	}
 	if c := meta.FindStatusCondition(st.Conditions, hubv1.ClusterConditionAvailable); c != nil &&
@@ -82,7 +91,7 @@ type summary struct {
 // by itself and is not among them.
 var needsPerson = map[string]bool{hubv1.ReasonConflict: true, hubv1.ReasonInvalidKubeconfig: true}
 
-func summarize(entries []hubv1.ClusterStatus, p placement, generation int64) summary {
+func summarize(entries []hubv1.ClusterStatus, p placement, generation, revision int64) summary {
 	s := summary{selected: int32(len(p.selected)), failingReasons: map[string]bool{}, stalledReasons: map[string]bool{}}
 	for _, e := range entries {
 		if failing, reason, msg := clusterFailing(e); failing {
@@ -97,7 +106,7 @@ func summarize(entries []hubv1.ClusterStatus, p placement, generation int64) sum
 		if !p.isSelected(e.Name) {
 			continue
 		}
-		if clusterReady(e, generation) {
+		if clusterReady(e, generation, revision) {
 			s.ready++
 		} else {
 			s.progressing = append(s.progressing, e.Name)
@@ -114,6 +123,11 @@ type verdict struct {
 	// invalid is a spec error only the user can fix: Ready False and
 	// Degraded True, both with ReasonInvalidSpec and its message.
 	invalid error
+	// rollout is the new status.rollout; nil keeps the current one (a
+	// deletion). Ready needs every cluster at its revision, and a rollout
+	// stopped by a failure makes Ready False, Degraded and Stalled True,
+	// with reason RolloutFailed and its message.
+	rollout *hubv1.RolloutStatus
 }
 
 // aggregate computes the MyResource status from the per-cluster entries.
@@ -122,37 +136,55 @@ type verdict struct {
 func aggregate(mr *hubv1.MyResource, entries []hubv1.ClusterStatus, p placement, v verdict) hubv1.MyResourceStatus {
 	gen := mr.Generation
 	slices.SortFunc(entries, func(a, b hubv1.ClusterStatus) int { return strings.Compare(a.Name, b.Name) })
-	s := summarize(entries, p, gen)
+	ro := mr.Status.Rollout
+	if v.rollout != nil {
+		ro = v.rollout.DeepCopy()
+	}
+	revision := int64(0)
+	if v.rollout != nil {
+		revision = v.rollout.Revision
+	}
+	s := summarize(entries, p, gen, revision)
 	st := hubv1.MyResourceStatus{
 		ObservedGeneration: gen,
 		Conditions:         slices.Clone(mr.Status.Conditions),
 		SelectedClusters:   s.selected,
 		ReadyClusters:      s.ready,
 		ReadySummary:       fmt.Sprintf("%d/%d", s.ready, s.selected),
+		Rollout:            ro,
 		Clusters:           entries,
 	}
 	ready, degraded := readyCondition(s, gen, v.readyReason), degradedCondition(s, gen)
-	if v.invalid != nil {
+	failure := v.invalid
+	switch {
+	case v.invalid != nil:
 		ready.Status, ready.Reason, ready.Message = metav1.ConditionFalse, hubv1.ReasonInvalidSpec, v.invalid.Error()
 		degraded.Status, degraded.Reason, degraded.Message = metav1.ConditionTrue, hubv1.ReasonInvalidSpec, v.invalid.Error()
+	case rolloutFailed(v.rollout):
+		failure = rolloutError{v.rollout}
+		ready.Status, ready.Reason, ready.Message = metav1.ConditionFalse, hubv1.ReasonRolloutFailed, v.rollout.Message
+		degraded.Status, degraded.Reason, degraded.Message = metav1.ConditionTrue, hubv1.ReasonRolloutFailed, v.rollout.Message
 	}
 	meta.SetStatusCondition(&st.Conditions, ready)
 	meta.SetStatusCondition(&st.Conditions, degraded)
 	meta.SetStatusCondition(&st.Conditions, progressingCondition(s, gen))
-	stalled := stalledCondition(s, gen, v.invalid)
+	stalled := stalledCondition(s, gen, failure)
 	meta.SetStatusCondition(&st.Conditions, stalled)
 	meta.SetStatusCondition(&st.Conditions, reconcilingCondition(s, gen, v, stalled.Status == metav1.ConditionTrue))
 	return st
 }
 
-// stalledCondition is kstatus's Stalled: True when the spec is invalid or a
-// cluster needs a person, naming them.
-func stalledCondition(s summary, gen int64, invalid error) metav1.Condition {
+// stalledCondition is kstatus's Stalled: True when the spec is invalid, the
+// rollout stopped on a failure, or a cluster needs a person, naming them.
+func stalledCondition(s summary, gen int64, failure error) metav1.Condition {
 	c := metav1.Condition{Type: hubv1.ConditionStalled, ObservedGeneration: gen,
 		Status: metav1.ConditionFalse, Reason: hubv1.ReasonAsExpected, Message: "nothing needs a person"}
+	var ro rolloutError
 	switch {
-	case invalid != nil:
-		c.Status, c.Reason, c.Message = metav1.ConditionTrue, hubv1.ReasonInvalidSpec, invalid.Error()
+	case errors.As(failure, &ro):
+		c.Status, c.Reason, c.Message = metav1.ConditionTrue, hubv1.ReasonRolloutFailed, ro.Message
+	case failure != nil:
+		c.Status, c.Reason, c.Message = metav1.ConditionTrue, hubv1.ReasonInvalidSpec, failure.Error()
 	case len(s.stalled) > 0:
 		c.Status, c.Reason = metav1.ConditionTrue, onlyReason(s.stalledReasons, hubv1.ReasonClustersFailing)
 		c.Message = truncate("cannot progress without a person: "+strings.Join(s.stalled, "; "), 1024)
@@ -253,3 +285,8 @@ func previous(mr *hubv1.MyResource, name string) *hubv1.ClusterStatus {
 	}
 	return nil
 }
+
+// rolloutError is a rollout stopped by a failure, as the reason things stall.
+type rolloutError struct{ *hubv1.RolloutStatus }
+
+func (e rolloutError) Error() string { return e.Message }

@@ -108,6 +108,12 @@ func Render(mr *hubv1.MyResource, cluster Target) (*Desired, error) {
 			WithReplicas(replicas).
 			WithSelector(metav1ac.LabelSelector().WithMatchLabels(selector)).
 			WithTemplate(podTmpl))
+	if ro := mr.Spec.Rollout; ro != nil && ro.ProgressDeadlineSeconds != nil {
+		// The member's own Deployment controller then reports
+		// ProgressDeadlineExceeded on the rollout's deadline: a failure the
+		// rollout reads at once, exact to the pods' progress.
+		dep.Spec.WithProgressDeadlineSeconds(*ro.ProgressDeadlineSeconds)
+	}
 
 	var svc *corev1ac.ServiceApplyConfiguration
 	if s := mr.Spec.Service; s != nil {
@@ -283,9 +289,17 @@ func contractLabels(mr *hubv1.MyResource) map[string]string {
 
 // contractAnnotations are the contract annotations of a member Deployment or
 // Service, and the hub generation its status is read against.
+//
+// The hub hands Render the MyResource as of the revision a cluster must run:
+// a copy whose spec is that revision's and whose example.com/revision
+// annotation names it, which the member objects then carry.
 func contractAnnotations(mr *hubv1.MyResource) map[string]string {
-	return map[string]string{
+	a := map[string]string{
 		hubv1.OwnerUIDAnnotation:      string(mr.UID),
 		hubv1.HubGenerationAnnotation: strconv.FormatInt(mr.Generation, 10),
 	}
+	if rev, ok := mr.Annotations[hubv1.RevisionAnnotation]; ok {
+		a[hubv1.RevisionAnnotation] = rev
+	}
+	return a
 }

@@ -47,12 +47,14 @@ func Status(dep *appsv1.Deployment, hubGeneration int64) hubv1.ClusterStatus {
 	}
 
 	applied, _ := strconv.ParseInt(dep.Annotations[hubv1.HubGenerationAnnotation], 10, 64)
+	revision, _ := strconv.ParseInt(dep.Annotations[hubv1.RevisionAnnotation], 10, 64)
 	desired := ptr.Deref(dep.Spec.Replicas, 1)
 	st := hubv1.ClusterStatus{
 		Replicas:           desired,
 		ReadyReplicas:      dep.Status.ReadyReplicas,
 		AvailableReplicas:  dep.Status.AvailableReplicas,
 		ObservedGeneration: applied,
+		Revision:           revision,
 	}
 
 	appliedCond := condition(hubv1.ClusterConditionApplied, metav1.ConditionTrue, hubv1.ReasonApplied, hubGeneration,

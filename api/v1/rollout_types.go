@@ -42,12 +42,17 @@ type RolloutSpec struct {
 	// +kubebuilder:validation:MaxItems=20
 	Stages []RolloutStage `json:"stages,omitempty"`
 
+	// The percent form is checked by a pattern, not by CEL: a CEL match on an
+	// int-or-string is costed as if the string could be of any length, and
+	// 20 stages of it exceed the CRD's validation cost budget.
+
 	// MaxConcurrency is how many clusters of the implicit "default" stage may
 	// be updating at once: a count (at least 1) or a percent of the stage's
 	// clusters ("25%", rounded up, at least one cluster). Default 1.
 	// +optional
 	// +kubebuilder:validation:XIntOrString
-	// +kubebuilder:validation:XValidation:rule="type(self) == int ? self >= 1 : self.matches('^([1-9][0-9]?|100)%$')",message="maxConcurrency must be a positive integer or a percent from 1% to 100%"
+	// +kubebuilder:validation:Pattern=`^([1-9][0-9]?|100)%$`
+	// +kubebuilder:validation:XValidation:rule="type(self) != int || self >= 1",message="maxConcurrency must be a positive integer or a percent from 1% to 100%"
 	MaxConcurrency *intstr.IntOrString `json:"maxConcurrency,omitempty"`
 
 	// MinReadySeconds is how long a cluster's Deployment must have been
@@ -93,7 +98,8 @@ type RolloutStage struct {
 	// Default 1.
 	// +optional
 	// +kubebuilder:validation:XIntOrString
-	// +kubebuilder:validation:XValidation:rule="type(self) == int ? self >= 1 : self.matches('^([1-9][0-9]?|100)%$')",message="maxConcurrency must be a positive integer or a percent from 1% to 100%"
+	// +kubebuilder:validation:Pattern=`^([1-9][0-9]?|100)%$`
+	// +kubebuilder:validation:XValidation:rule="type(self) != int || self >= 1",message="maxConcurrency must be a positive integer or a percent from 1% to 100%"
 	MaxConcurrency *intstr.IntOrString `json:"maxConcurrency,omitempty"`
 
 	// RequireApproval holds the stage before it starts until the MyResource

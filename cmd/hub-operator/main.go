@@ -8,6 +8,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"os"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
@@ -155,12 +157,20 @@ func newManager(cfg *rest.Config, scheme *runtime.Scheme, provider *clusterregis
 		// The leader steps down at once on shutdown, so a rolling update
 		// hands over in seconds instead of a lease duration.
 		LeaderElectionReleaseOnCancel: true,
-		Cache:                         cache.Options{ByObject: clusterregistry.HubCacheByObject(o.registryNamespace)},
+		Cache:                         cache.Options{ByObject: hubCacheByObject(o.registryNamespace)},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("creating manager: %w", err)
 	}
 	return mgr, nil
+}
+
+// hubCacheByObject narrows the hub cache to what the operator reads there:
+// the registry Secrets and its own ControllerRevisions.
+func hubCacheByObject(registryNamespace string) map[client.Object]cache.ByObject {
+	byObject := clusterregistry.HubCacheByObject(registryNamespace)
+	maps.Copy(byObject, hub.RevisionCacheByObject())
+	return byObject
 }
 
 // setUp wires the registry, the metrics and the controllers into mgr.

@@ -18,7 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	hubv1 "example.com/hub-operator/api/v1"
-	"example.com/hub-operator/hub/rollout" //nolint:depguard // imports only api/v1 and apimachinery; TestLinksNoMulticlusterRuntime guards the rest
+	"example.com/hub-operator/hub/rollout"
 )
 
 // The subcommands of rollout.

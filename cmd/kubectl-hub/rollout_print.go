@@ -17,7 +17,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	hubv1 "example.com/hub-operator/api/v1"
-	"example.com/hub-operator/hub/rollout" //nolint:depguard // imports only api/v1 and apimachinery; TestLinksNoMulticlusterRuntime guards the rest
+	"example.com/hub-operator/hub/rollout"
 )
 
 // failureReasons are the per-cluster reasons that fail a revision there
