@@ -190,6 +190,19 @@ func (d *decision) stop(phase hubv1.RolloutPhase, stage, message string) {
 // progress moves the rollout on through the current stage: the first one
 // with a reachable cluster that is not updated.
 func (d *decision) progress() {
+	if d.pol.gated && d.stable == d.target {
+		// The newest revision reached every cluster once: its rollout is
+		// over, and a cluster that flaps later is the clusters' health
+		// (Ready, Degraded), not a rollout going back a stage. One that
+		// runs an older revision (it answered again) is moved on in its
+		// stage's concurrency, unless nothing may start.
+		phase, _ := d.hold(Stage{})
+		for _, st := range d.stages {
+			d.runStage(st, true, phase == hubv1.RolloutProgressing)
+		}
+		d.complete()
+		return
+	}
 	cur := d.current()
 	if cur < 0 {
 		for _, st := range d.stages {
@@ -212,15 +225,37 @@ func (d *decision) progress() {
 	d.plan.Status.Phase, d.plan.Status.Stage, d.plan.Status.Message = phase, d.stages[cur].Name, summary
 }
 
+// current is the first stage with a reachable cluster that is not updated.
+// A stage the rollout of this revision has already passed is not taken up
+// again because one of its clusters, at the newest revision, is briefly not
+// Available (a pod restarting): it counted as updated once, and the stage
+// is done. A cluster there that does not run the newest revision (one that
+// joined, or answered again) does take the rollout back to its stage.
 func (d *decision) current() int {
+	passed := d.passed()
 	for i, st := range d.stages {
 		for _, name := range st.Clusters {
-			if m := d.members[name]; m.Reachable && !m.updated {
+			if m := d.members[name]; m.Reachable && !m.updated && !(i < passed && m.atTarget) {
 				return i
 			}
 		}
 	}
 	return -1
+}
+
+// passed is the index of the stage the last decision for this revision was
+// at: every stage before it was done then.
+func (d *decision) passed() int {
+	prev := d.in.Previous
+	if prev.Revision != d.target || prev.Phase == hubv1.RolloutComplete || prev.Stage == "" {
+		return 0
+	}
+	for i, st := range d.stages {
+		if st.Name == prev.Stage {
+			return i
+		}
+	}
+	return 0
 }
 
 // started: a cluster of the stage runs the newest revision.
@@ -329,20 +364,27 @@ func (d *decision) summary(st Stage) string {
 }
 
 func (d *decision) complete() {
-	unreachable := 0
+	var unreachable []string
+	behind := 0
 	for _, m := range d.members {
-		if !m.Reachable {
-			unreachable++
+		switch {
+		case !m.Reachable:
+			unreachable = append(unreachable, m.Name)
+		case !m.updated:
+			behind++
 		}
 	}
 	n := len(d.members)
 	msg := fmt.Sprintf("revision %d runs in all %d clusters", d.target, n)
 	switch {
+	case behind > 0:
+		msg = fmt.Sprintf("revision %d reached every cluster; %d of %d are not updated now (see status.clusters)", d.target, behind, n)
 	case n == 0:
 		msg = fmt.Sprintf("revision %d: no cluster is selected", d.target)
-	case unreachable > 0:
-		msg = fmt.Sprintf("revision %d runs in all %d reachable clusters; %d unreachable get it when they answer",
-			d.target, n-unreachable, unreachable)
+	case len(unreachable) > 0:
+		slices.Sort(unreachable)
+		msg = truncate(fmt.Sprintf("revision %d runs in all %d reachable clusters; unreachable, it gets there when they answer: %s",
+			d.target, n-len(unreachable), strings.Join(unreachable, ", ")), maxMessage)
 	}
 	d.plan.Status.Phase, d.plan.Status.Message = hubv1.RolloutComplete, msg
 }

@@ -83,7 +83,15 @@ func membershipCases() []decideCase {
 			want: Plan{
 				Clusters: plans(row{"c1", 3, "canary", Updated}, row{"p1", 3, "prod", Updated}, row{"p2", 3, "prod", Updating},
 					row{"x", 3, "default", Updating}, row{"y", 3, "default", Updating}),
-				Status: status(3, 3, progressing, "prod", 2, "stage prod: 1/2 clusters updated, 1 updating"),
+				Status: status(3, 3, complete, "", 2, "revision 3 reached every cluster; 3 of 5 are not updated now (see status.clusters)"),
+			}},
+		{name: "a cluster of a passed stage briefly not Available does not take the rollout back to its stage",
+			in: Input{Revision: 3, Spec: canaryProd(), Previous: status(3, 2, progressing, "prod", 1, ""),
+				Clusters: []Cluster{applied("c1", 3, time.Second), ready("p1", 2), ready("p2", 2)}},
+			want: Plan{
+				Clusters: plans(row{"c1", 3, "canary", Updating}, row{"p1", 3, "prod", Updating}, row{"p2", 2, "prod", Waiting}),
+				Status:       status(3, 2, progressing, "prod", 0, "stage prod: 0/2 clusters updated, 1 updating"),
+				RequeueAfter: 599 * time.Second, // c1's and p1's deadline
 			}},
 		{name: "a cluster leaving the placement no longer holds its stage",
 			in: Input{Revision: 3, Spec: twoCanaries(), Previous: status(3, 2, progressing, "canary", 1, ""),
@@ -146,7 +154,7 @@ func completeCases() []decideCase {
 				Clusters: []Cluster{ready("c1", 3), ready("p1", 3), down(ready("p2", 2))}},
 			want: Plan{
 				Clusters: plans(row{"c1", 3, "canary", Updated}, row{"p1", 3, "prod", Updated}, row{"p2", 3, "prod", Unreachable}),
-				Status:   status(3, 3, complete, "", 2, "revision 3 runs in all 2 reachable clusters; 1 unreachable get it when they answer"),
+				Status:   status(3, 3, complete, "", 2, "revision 3 runs in all 2 reachable clusters; unreachable, it gets there when they answer: p2"),
 			}},
 		{name: "no cluster selected is Complete",
 			in: Input{Revision: 3, Spec: canaryProd(), Previous: stable(2)},
