@@ -235,7 +235,7 @@ func (d *decision) current() int {
 	passed := d.passed()
 	for i, st := range d.stages {
 		for _, name := range st.Clusters {
-			if m := d.members[name]; m.Reachable && !m.updated && !(i < passed && m.atTarget) {
+			if m := d.members[name]; m.Reachable && !m.updated && (i >= passed || !m.atTarget) {
 				return i
 			}
 		}

@@ -89,7 +89,7 @@ func membershipCases() []decideCase {
 			in: Input{Revision: 3, Spec: canaryProd(), Previous: status(3, 2, progressing, "prod", 1, ""),
 				Clusters: []Cluster{applied("c1", 3, time.Second), ready("p1", 2), ready("p2", 2)}},
 			want: Plan{
-				Clusters: plans(row{"c1", 3, "canary", Updating}, row{"p1", 3, "prod", Updating}, row{"p2", 2, "prod", Waiting}),
+				Clusters:     plans(row{"c1", 3, "canary", Updating}, row{"p1", 3, "prod", Updating}, row{"p2", 2, "prod", Waiting}),
 				Status:       status(3, 2, progressing, "prod", 0, "stage prod: 0/2 clusters updated, 1 updating"),
 				RequeueAfter: 599 * time.Second, // c1's and p1's deadline
 			}},

@@ -101,7 +101,7 @@ func TestRolloutGoesStageByStage(t *testing.T) {
 		numbers = append(numbers, r.Revision)
 	}
 	g.Expect(numbers).To(ConsistOf(int64(1), int64(2)))
-	g.Eventually(func() []string { return eventReasons(t, ns, mr.Name) }).WithTimeout(30*time.Second).
+	g.Eventually(func() []string { return eventReasons(t, ns, mr.Name) }).WithTimeout(30 * time.Second).
 		Should(ContainElements(hubv1.ReasonRolloutStageStarted, hubv1.ReasonRolloutComplete))
 
 	bin := buildKubectlHub(t)
@@ -188,10 +188,12 @@ func TestRolloutWaitsForApprovalAndAJoiningClusterGetsTheStableRevision(t *testi
 	update(t, mr, setImage("nginx:1.28"))
 	eventuallyRollout(t, mr, 2, hubv1.RolloutWaitingForApproval, 60*time.Second)
 	g.Eventually(func() map[string]string { return memberDeployment(t, "m1", mr).Annotations }).
-		WithTimeout(30*time.Second).Should(HaveKeyWithValue(hubv1.RevisionAnnotation, "2"))
+		WithTimeout(30 * time.Second).Should(HaveKeyWithValue(hubv1.RevisionAnnotation, "2"))
 
 	// A cluster joining mid-rollout gets the stable revision.
-	update(t, mr, func(mr *hubv1.MyResource) { mr.Spec.Placement.ClusterNames = append(mr.Spec.Placement.ClusterNames, "m3") })
+	update(t, mr, func(mr *hubv1.MyResource) {
+		mr.Spec.Placement.ClusterNames = append(mr.Spec.Placement.ClusterNames, "m3")
+	})
 	g.Eventually(func(g Gomega) {
 		dep := memberDeployment(t, "m3", mr)
 		g.Expect(dep).NotTo(BeNil())

@@ -29,6 +29,8 @@ type RevisionWatch struct {
 	seen map[string]map[string]*Sighting // cluster -> revision -> sighting
 }
 
+// WatchRevisions starts watching the Deployment ns/name in each of the
+// clusters until the test ends.
 func WatchRevisions(t *testing.T, env *controlplane.Env, ns, name string, clusters ...string) *RevisionWatch {
 	t.Helper()
 	rw := &RevisionWatch{seen: map[string]map[string]*Sighting{}}
@@ -120,4 +122,3 @@ func (rw *RevisionWatch) ExpectStageOrder(t *testing.T, rev int64, stages ...[]s
 			got[0].Carried.Format(time.StampMilli), prevDone.Format(time.StampMilli))
 	}
 }
-
