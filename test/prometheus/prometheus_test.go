@@ -245,6 +245,9 @@ func TestPrometheus(t *testing.T) {
 		g := NewWithT(t)
 		m2 := env.Member("m2")
 		g.Expect(m2.StopAPIServer()).To(Succeed())
+		// A failed wait leaves m2 stopped: start it, so that the later
+		// subtests still see two members (an error says it already runs).
+		t.Cleanup(func() { _ = m2.StartAPIServer(suite.CleanupContext(t)) })
 		prom.waitFor(t, "m2 is not ready", `hub_operator_member_cluster_ready`+sel(`,cluster="m2"`), waitQuery, value(0))
 		prom.waitFor(t, "m2 counts as unreachable", `hub_operator_member_clusters`+sel(`,state="unreachable"`), waitQuery, value(1))
 		prom.waitFor(t, "m2's failed probes are counted", `hub_operator_member_probe_failures_total`+sel(`,cluster="m2"`), waitQuery, positive)
