@@ -17,8 +17,10 @@ GO=${GO:-go}
 flags=("$@")
 
 # The heavy suites, in the order they run: the shortest first, so that a
-# broken build or environment fails fast.
-heavy=(./test/chart ./test/e2e ./test/faults/outage ./test/faults/abuse)
+# broken build or environment fails fast. test/prometheus (a hub, two members,
+# the operator and a Prometheus server for about a minute) needs Debian's
+# prometheus package: `apt-get install -y --no-install-recommends prometheus`.
+heavy=(./test/prometheus ./test/chart ./test/e2e ./test/faults/outage ./test/faults/abuse)
 
 module=$($GO list -m)
 light=()

@@ -5,12 +5,8 @@
 package chart
 
 import (
-	"bufio"
 	"bytes"
-	"errors"
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -28,7 +24,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -48,43 +43,18 @@ const (
 	crdName  = "myresources.example.com"
 )
 
-// helmBin is the pinned helm built by `make tools`. Without it (and outside
-// CI, where it must be there) the tests skip rather than fail.
-func helmBin(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(controlplane.RepoRoot(), "bin", "helm")
-	if _, err := os.Stat(bin); err != nil {
-		if os.Getenv("CI") == "" {
-			t.Skipf("%s is missing: run `make tools` (or `make bin/.stamps/helm`) first", bin)
-		}
-		t.Fatalf("%s is missing in CI: %v", bin, err)
-	}
-	return bin
-}
+func helmBin(t *testing.T) string { return controlplane.HelmBinary(t) }
 
-func chartDir() string { return filepath.Join(controlplane.RepoRoot(), "charts", "hub-operator") }
+func chartDir() string { return controlplane.ChartDir() }
 
-// helm runs the pinned helm against the hub. Helm's own cache, config and
-// data go to a temporary directory, so the tests neither read nor write the
-// user's helm setup.
-func helm(t *testing.T, env *controlplane.Env, args ...string) string {
+// helm runs the pinned helm, against the hub of env unless it is nil.
+func helm(t *testing.T, env *controlplane.Env, args ...string) {
 	t.Helper()
+	kubeconfig := ""
 	if env != nil {
-		args = append(args, "--kubeconfig", env.Hub.KubeconfigPath)
+		kubeconfig = env.Hub.KubeconfigPath
 	}
-	cmd := exec.CommandContext(t.Context(), helmBin(t), args...)
-	home := t.TempDir()
-	cmd.Env = append(os.Environ(),
-		"HELM_CACHE_HOME="+filepath.Join(home, "cache"),
-		"HELM_CONFIG_HOME="+filepath.Join(home, "config"),
-		"HELM_DATA_HOME="+filepath.Join(home, "data"),
-	)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("helm %s: %v\n%s%s", strings.Join(args, " "), err, stdout.String(), stderr.String())
-	}
-	return stdout.String()
+	controlplane.Helm(t, kubeconfig, args...)
 }
 
 // install installs the chart from dir into releaseNS. The image does not
@@ -409,23 +379,10 @@ func TestChartRBACIsLeast(t *testing.T) {
 // with default values.
 func renderedDeployment(t *testing.T) *appsv1.Deployment {
 	t.Helper()
-	out := helm(t, nil, "template", release, chartDir(), "-n", releaseNS)
-	r := utilyaml.NewYAMLReader(bufio.NewReader(strings.NewReader(out)))
-	for {
-		doc, err := r.Read()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		var tm metav1.TypeMeta
-		if err := yaml.Unmarshal(doc, &tm); err != nil {
-			t.Fatal(err)
-		}
-		if tm.Kind == "Deployment" {
+	for _, m := range controlplane.RenderChart(t, release, releaseNS) {
+		if m.Kind == "Deployment" {
 			d := &appsv1.Deployment{}
-			if err := yaml.UnmarshalStrict(doc, d); err != nil {
+			if err := yaml.UnmarshalStrict(m.YAML, d); err != nil {
 				t.Fatal(err)
 			}
 			return d

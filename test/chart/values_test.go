@@ -80,6 +80,9 @@ func TestChartValuesSchema(t *testing.T) {
 		{"operator.memberProbeTimeout=5", "/operator/memberProbeTimeout"},
 		{"image.pullPolicy=Sometimes", "/image/pullPolicy"},
 		{"metrics.port=70000", "/metrics/port"},
+		// Prometheus durations have no fractions (promtool: "not a valid duration string").
+		{"prometheusRule.memberUnreachableFor=1.5m", "/prometheusRule/memberUnreachableFor"},
+		{"metrics.serviceMonitor.interval=500us", "/metrics/serviceMonitor/interval"},
 		{"operator.fanout=4", "fanout"},
 		{"replicaCount=-1", "/replicaCount"},
 	} {

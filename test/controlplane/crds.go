@@ -17,7 +17,7 @@ import (
 
 // CRDDir is where `make manifests` writes the CRD, as a Helm template.
 func CRDDir() string {
-	return filepath.Join(RepoRoot(), "charts", "hub-operator", "templates", "crds")
+	return filepath.Join(ChartDir(), "templates", "crds")
 }
 
 // InstallCRDs installs the chart's CRDs on this cluster (the Helm template

@@ -82,3 +82,8 @@ func lostPortRace(p *process) bool {
 	b, err := os.ReadFile(p.log.Name())
 	return err == nil && strings.Contains(string(b), "address already in use")
 }
+
+// FreePort is a free port on 127.0.0.1 for a child process a test starts
+// itself, from the same range as the control planes' ports. Start the child
+// with StartProcess and retry on a new port when Process.LostPort says so.
+func FreePort() (int, error) { return freePort() }

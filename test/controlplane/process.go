@@ -129,3 +129,32 @@ func (p *process) waitFor(ctx context.Context, what string, check func(context.C
 		}
 	}
 }
+
+// Process is a child process a test starts itself (a Prometheus server,
+// say), handled as the control planes' own processes are: in a process group
+// of its own, killed when the test process dies, its output in a log file.
+type Process struct{ p *process }
+
+// StartProcess runs bin with args, logging to dir/name.log.
+func StartProcess(dir, name, bin string, args ...string) (*Process, error) {
+	p, err := startProcess(dir, name, bin, args)
+	if err != nil {
+		return nil, err
+	}
+	return &Process{p: p}, nil
+}
+
+// LogPath is the file holding everything the process printed.
+func (p *Process) LogPath() string { return p.p.log.Name() }
+
+// WaitFor polls check until it returns nil, the process exits, or ctx ends.
+func (p *Process) WaitFor(ctx context.Context, what string, check func(context.Context) error) error {
+	return p.p.waitFor(ctx, what, check)
+}
+
+// LostPort says whether the process exited because another process bound
+// its port first: start it again on a new one.
+func (p *Process) LostPort() bool { return lostPortRace(p.p) }
+
+// Stop ends the process with SIGTERM, then SIGKILL after grace.
+func (p *Process) Stop(grace time.Duration) error { return p.p.stop(grace) }

@@ -3,9 +3,7 @@ package e2e
 import (
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -19,15 +17,12 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
-	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/utils/ptr"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"example.com/hub-operator/test/controlplane"
+	"example.com/hub-operator/test/suite"
 )
 
 // TestMetrics runs an operator of its own with the metrics endpoint on, over
@@ -203,37 +198,21 @@ func TestMetricsPromQLNames(t *testing.T) {
 // /metrics when allow is true, and returns a token of it.
 func serviceAccountToken(t *testing.T, ns, name string, allow bool) string {
 	t.Helper()
-	g := NewWithT(t)
-	g.Expect(env.Hub.Client.Create(t.Context(), &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}})).To(Succeed())
+	var role *rbacv1.ClusterRole
 	if allow {
-		role := &rbacv1.ClusterRole{
+		role = &rbacv1.ClusterRole{
 			ObjectMeta: metav1.ObjectMeta{Name: ns + "-" + name},
 			Rules:      []rbacv1.PolicyRule{{NonResourceURLs: []string{"/metrics"}, Verbs: []string{"get"}}},
 		}
-		binding := &rbacv1.ClusterRoleBinding{
-			ObjectMeta: metav1.ObjectMeta{Name: role.Name},
-			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
-			Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: ns, Name: name}},
-		}
-		for _, obj := range []client.Object{role, binding} {
-			g.Expect(env.Hub.Client.Create(t.Context(), obj)).To(Succeed())
-			t.Cleanup(func() { _ = env.Hub.Client.Delete(cleanupContext(t), obj) })
-		}
 	}
-	cs, err := kubernetes.NewForConfig(env.Hub.Config)
-	g.Expect(err).NotTo(HaveOccurred())
-	tr, err := cs.CoreV1().ServiceAccounts(ns).CreateToken(t.Context(), name,
-		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](3600)}}, metav1.CreateOptions{})
-	g.Expect(err).NotTo(HaveOccurred())
-	return tr.Status.Token
+	return suite.MetricsToken(t, env.Hub, ns, name, role)
 }
 
 func freePort(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := controlplane.FreePort()
 	NewWithT(t).Expect(err).NotTo(HaveOccurred())
-	defer func() { _ = l.Close() }()
-	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	return strconv.Itoa(p)
 }
 
 // scrape GETs url with token as a bearer token ("" sends none) and parses
@@ -328,64 +307,23 @@ func exported(families map[string]*dto.MetricFamily, name string) bool {
 	return false
 }
 
-// grafanaPanel is the part of a Grafana panel that holds queries; rows nest panels.
-type grafanaPanel struct {
-	Title   string                  `json:"title"`
-	Type    string                  `json:"type"`
-	Targets []struct{ Expr string } `json:"targets"`
-	Panels  []grafanaPanel          `json:"panels"`
-}
-
-// dashboardExprs parses the chart's dashboard and returns the query of every
-// panel and the metrics its template variables read.
+// dashboardExprs returns the query of every panel of the chart's dashboards
+// and the metrics their template variables read.
 func dashboardExprs(t *testing.T) []string {
 	t.Helper()
 	g := NewWithT(t)
-	raw, err := os.ReadFile(filepath.Join(controlplane.RepoRoot(), "charts", "hub-operator", "dashboards", "hub-operator.json"))
-	g.Expect(err).NotTo(HaveOccurred())
-	var dash struct {
-		Title      string         `json:"title"`
-		UID        string         `json:"uid"`
-		Panels     []grafanaPanel `json:"panels"`
-		Templating struct {
-			List []struct {
-				Name  string `json:"name"`
-				Type  string `json:"type"`
-				Query any    `json:"query"`
-			} `json:"list"`
-		} `json:"templating"`
-	}
-	g.Expect(json.Unmarshal(raw, &dash)).To(Succeed())
-	g.Expect(dash.Title).NotTo(BeEmpty())
-	g.Expect(dash.UID).NotTo(BeEmpty())
+	queries, vars := suite.Dashboards(t)
 	var exprs []string
-	var walk func([]grafanaPanel)
-	walk = func(panels []grafanaPanel) {
-		for _, p := range panels {
-			if p.Type == "row" {
-				walk(p.Panels)
-				continue
-			}
-			g.Expect(p.Targets).NotTo(BeEmpty(), "panel %q has a query", p.Title)
-			for _, tg := range p.Targets {
-				g.Expect(tg.Expr).NotTo(BeEmpty(), "panel %q", p.Title)
-				exprs = append(exprs, tg.Expr)
-			}
-		}
+	for _, q := range queries {
+		exprs = append(exprs, q.Expr)
 	}
-	walk(dash.Panels)
-	labelValues := regexp.MustCompile(`^label_values\(\s*([A-Za-z_:][A-Za-z0-9_:]*)`)
-	for _, v := range dash.Templating.List {
+	for _, v := range vars {
 		if v.Type != "query" {
 			continue
 		}
-		q, _ := v.Query.(string)
-		if m, ok := v.Query.(map[string]any); ok {
-			q, _ = m["query"].(string)
-		}
-		sub := labelValues.FindStringSubmatch(q)
-		g.Expect(sub).NotTo(BeNil(), "variable %s reads label_values of a metric", v.Name)
-		exprs = append(exprs, sub[1])
+		metric, _, ok := v.LabelValues()
+		g.Expect(ok && metric != "").To(BeTrue(), "variable %s reads label_values of a metric: %q", v.Name, v.Query)
+		exprs = append(exprs, metric)
 	}
 	return exprs
 }

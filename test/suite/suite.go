@@ -18,6 +18,7 @@ import (
 	"github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -195,4 +196,24 @@ func ClusterCondition(mr *hubv1.MyResource, cluster, typ string) *metav1.Conditi
 		}
 	}
 	return nil
+}
+
+// RefuseDeployments creates a ResourceQuota in namespace ns of member (which
+// must exist) that allows no Deployment, and waits until the quota admission
+// plugin enforces it: it refuses only once the quota controller (a member
+// with FakeNodes runs one) has computed the usage.
+func RefuseDeployments(t *testing.T, member *controlplane.Cluster, ns string) *corev1.ResourceQuota {
+	t.Helper()
+	g := gomega.NewWithT(t)
+	quota := &corev1.ResourceQuota{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "no-deployments"},
+		Spec:       corev1.ResourceQuotaSpec{Hard: corev1.ResourceList{"count/deployments.apps": resource.MustParse("0")}},
+	}
+	g.Expect(member.Client.Create(t.Context(), quota)).To(gomega.Succeed())
+	g.Eventually(func(g gomega.Gomega) {
+		var q corev1.ResourceQuota
+		g.Expect(member.Client.Get(t.Context(), client.ObjectKeyFromObject(quota), &q)).To(gomega.Succeed())
+		g.Expect(q.Status.Hard).NotTo(gomega.BeEmpty())
+	}).WithTimeout(60 * time.Second).Should(gomega.Succeed())
+	return quota
 }

@@ -6,7 +6,6 @@ import (
 
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -40,18 +39,7 @@ func TestMemberQuotaRefusalIsApplyFailedRetriedWithBackoffAndConvergesWhenLifted
 	ns := newNamespace(t, "quota")
 	m2 := env.Member("m2")
 	createMemberNamespace(t, m2, ns)
-	quota := &corev1.ResourceQuota{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "no-deployments"},
-		Spec:       corev1.ResourceQuotaSpec{Hard: corev1.ResourceList{"count/deployments.apps": resource.MustParse("0")}},
-	}
-	g.Expect(m2.Client.Create(ctx, quota)).To(Succeed())
-	// The quota admission plugin refuses only once the quota controller has
-	// computed the usage.
-	g.Eventually(func(g Gomega) {
-		var q corev1.ResourceQuota
-		g.Expect(m2.Client.Get(ctx, client.ObjectKeyFromObject(quota), &q)).To(Succeed())
-		g.Expect(q.Status.Hard).NotTo(BeEmpty())
-	}).WithTimeout(60 * time.Second).Should(Succeed())
+	quota := suite.RefuseDeployments(t, m2, ns)
 
 	mr := newMyResource(ns, "web", "m1", "m2", "m3")
 	g.Expect(env.Hub.Client.Create(ctx, mr)).To(Succeed())
