@@ -226,6 +226,11 @@ func (r *Reconciler) applyCluster(ctx context.Context, s *scope, name string, cp
 	}
 	view := s.views[cp.Revision]
 	if view == nil {
+		if failedBefore(prev) {
+			// The revision it failed is not tried again: what it failed
+			// with stays the last word until the spec changes.
+			return clusterResult{status: *prev}
+		}
 		return clusterResult{status: unobserved(prev, name, hubv1.ReasonRolloutPending, pendingMessage(cp, s.history.current.number), mr.Generation)}
 	}
 	start := time.Now()

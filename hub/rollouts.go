@@ -62,11 +62,13 @@ func (r *Reconciler) rollOut(ctx context.Context, s *scope) ([]hubv1.ClusterStat
 }
 
 // changed are the clusters whose assigned revision this reconcile has not
-// applied yet.
+// applied yet. A cluster worked on already that is now given nothing (the
+// revision it failed is halted) keeps what that work found.
 func changed(selected []string, plan rollout.Plan, applied map[string]int64) []string {
 	var out []string
 	for _, name := range selected {
-		if rev, ok := applied[name]; !ok || rev != plan.Clusters[name].Revision {
+		rev, ok := applied[name]
+		if want := plan.Clusters[name].Revision; !ok || (rev != want && want != 0) {
 			out = append(out, name)
 		}
 	}
@@ -142,8 +144,7 @@ func (r *Reconciler) planClusters(s *scope, entries map[string]hubv1.ClusterStat
 				c.Failure, c.FailedRevision, c.Message = avail.Reason, c.Revision, avail.Message
 			}
 		}
-		if applied != nil && applied.Status == metav1.ConditionFalse &&
-			(applied.Reason == hubv1.ReasonConflict || applied.Reason == hubv1.ReasonApplyFailed) {
+		if failedBefore(&e) {
 			c.Failure, c.FailedRevision, c.Message = applied.Reason, attempted[name], applied.Message
 		}
 		out = append(out, c)
@@ -249,6 +250,16 @@ func updateCounts(prev *hubv1.RolloutStatus, plan rollout.Plan) map[string]int {
 
 // invalidRollout is a spec.rollout the planner cannot read.
 type invalidRollout struct{ error }
+
+// failedBefore says whether a cluster's last apply failed in a way that
+// fails a rollout (Conflict, ApplyFailed).
+func failedBefore(prev *hubv1.ClusterStatus) bool {
+	if prev == nil {
+		return false
+	}
+	c := meta.FindStatusCondition(prev.Conditions, hubv1.ClusterConditionApplied)
+	return c != nil && c.Status == metav1.ConditionFalse && (c.Reason == hubv1.ReasonConflict || c.Reason == hubv1.ReasonApplyFailed)
+}
 
 // pendingMessage says why a cluster has nothing applied yet.
 func pendingMessage(cp rollout.ClusterPlan, current int64) string {

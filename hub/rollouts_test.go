@@ -122,13 +122,16 @@ func TestRolloutHaltsOnAConflictInTheCanaryAndNoOtherClusterGetsTheRevision(t *t
 	g.Expect(cond(mr, hubv1.ConditionStalled).Status).To(Equal(metav1.ConditionTrue))
 	g.Expect(cond(mr, hubv1.ConditionReady).Status).To(Equal(metav1.ConditionFalse))
 	g.Expect(h.events()).To(ContainElement(ContainSubstring(hubv1.ReasonRolloutHalted)))
+	g.Expect(clusterCondition(mr, "a", hubv1.ClusterConditionApplied).Reason).To(Equal(hubv1.ReasonConflict))
 
 	// Halted stays: the failed revision is not tried again, even once the
 	// conflict is gone, until the spec changes.
 	members.cluster("a").applyErr = nil
 	members.calls = nil
 	_, _ = h.reconcile()
-	g.Expect(h.get(g).Status.Rollout.Phase).To(Equal(hubv1.RolloutHalted))
+	got := h.get(g)
+	g.Expect(got.Status.Rollout.Phase).To(Equal(hubv1.RolloutHalted))
+	g.Expect(members.revisionOf("a")).To(Equal("1"), "the canary keeps the stable revision it ran")
 	g.Expect(members.revisionOf("b")).To(Equal("1"))
 	g.Expect(members.revisionOf("c")).To(Equal("1"))
 }

@@ -13,6 +13,7 @@ import (
 
 	hubv1 "example.com/hub-operator/api/v1"
 	"example.com/hub-operator/test/controlplane"
+	"example.com/hub-operator/test/suite"
 )
 
 // TestKstatusPhases: what Flux, Helm 4 and kpt compute (kstatus, cli-utils)
@@ -41,7 +42,7 @@ func TestKstatusPhases(t *testing.T) {
 	g.Expect(env.Hub.Client.Update(t.Context(), resumed)).To(Succeed())
 	eventuallyArgoHealth(t, mr, "Healthy", "", 30*time.Second)
 
-	theirs := foreignDeployment(ns, "api")
+	theirs := suite.ForeignDeployment(ns, "api")
 	g.Expect(env.Member("m2").Client.Create(t.Context(), theirs, client.FieldOwner("payments-deployer"))).To(Succeed())
 	blocked := newMyResource(ns, "api", "m1", "m2")
 	g.Expect(env.Hub.Client.Create(t.Context(), blocked)).To(Succeed())

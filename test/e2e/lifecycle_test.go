@@ -64,7 +64,7 @@ func TestUnmanagedObjectIsNeverTakenOver(t *testing.T) {
 	ns := newNamespace(t)
 	m2 := env.Member("m2")
 	g.Expect(m2.Client.Create(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
-	theirs := foreignDeployment(ns, "web")
+	theirs := suite.ForeignDeployment(ns, "web")
 	g.Expect(m2.Client.Create(t.Context(), theirs, client.FieldOwner("payments-deployer"))).To(Succeed())
 	before := memberDeployment(t, "m2", theirs)
 

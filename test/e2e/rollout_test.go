@@ -146,6 +146,7 @@ func TestRolloutHaltsOrRollsBackAtTheCanary(t *testing.T) {
 		g.Expect(meta.IsStatusConditionTrue(got.Status.Conditions, hubv1.ConditionReady)).To(BeFalse())
 		t.Logf("%s: %s", got.Name, degraded.Message)
 		eventuallyKstatus(t, got, status.FailedStatus, "m2", 30*time.Second)
+		eventuallyArgoHealth(t, got, "Degraded", "m2", 30*time.Second)
 	}
 	// The canary of the rolled-back one runs revision 1 again, Available.
 	g.Eventually(func(g Gomega) {
@@ -181,6 +182,7 @@ func TestRolloutWaitsForApprovalAndAJoiningClusterGetsTheStableRevision(t *testi
 	// The first revision waits for approval too: m2 has nothing yet.
 	got := eventuallyRollout(t, mr, 1, hubv1.RolloutWaitingForApproval, 90*time.Second)
 	g.Expect(got.Status.Rollout.Stage).To(Equal("rest"))
+	eventuallyArgoHealth(t, mr, "Suspended", "waits for approval", 30*time.Second)
 	g.Expect(clusterReason(got, "m2")).To(Equal(hubv1.ReasonRolloutPending))
 	kubectlHub(t, bin, "rollout", "approve", "-n", ns, mr.Name)
 	eventuallyRollout(t, mr, 1, hubv1.RolloutComplete, 60*time.Second)

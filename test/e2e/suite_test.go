@@ -10,8 +10,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	hubv1 "example.com/hub-operator/api/v1"
@@ -111,20 +109,4 @@ func deleteAndWait(t *testing.T, mr *hubv1.MyResource) {
 		err := env.Hub.Client.Get(t.Context(), client.ObjectKeyFromObject(mr), &hubv1.MyResource{})
 		return client.IgnoreNotFound(err) == nil && err != nil
 	}).WithTimeout(60*time.Second).Should(BeTrue(), "MyResource %s/%s is deleted", mr.Namespace, mr.Name)
-}
-
-// foreignDeployment is a Deployment someone else runs in a member, under a
-// name a MyResource is about to claim.
-func foreignDeployment(ns, name string) *appsv1.Deployment {
-	return &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: map[string]string{"team": "payments"}},
-		Spec: appsv1.DeploymentSpec{
-			Replicas: ptr.To[int32](1),
-			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "theirs"}},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "theirs"}},
-				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "theirs:1"}}},
-			},
-		},
-	}
 }

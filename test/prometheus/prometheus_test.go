@@ -22,6 +22,7 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
 
+	hubv1 "example.com/hub-operator/api/v1"
 	"example.com/hub-operator/test/controlplane"
 	"example.com/hub-operator/test/suite"
 )
@@ -70,7 +71,8 @@ func renderMonitoring(t *testing.T) monitoring {
 	var svcLabels, selector, shipped map[string]string
 	for _, m := range controlplane.RenderChart(t, release, releaseNS, "--set",
 		"metrics.serviceMonitor.enabled=true,dashboards.enabled=true,prometheusRule.enabled=true,prometheusRule.memberUnreachableFor="+alertFor+
-			",prometheusRule.myResourceNotReadyFor="+alertFor+",prometheusRule.reconcileErrorsFor="+alertFor) {
+			",prometheusRule.myResourceNotReadyFor="+alertFor+",prometheusRule.reconcileErrorsFor="+alertFor+
+			",prometheusRule.rolloutHaltedFor="+alertFor) {
 		switch m.Kind {
 		case "Service":
 			var svc corev1.Service
@@ -239,6 +241,25 @@ func TestPrometheus(t *testing.T) {
 			waitQuery, labelValues("ready", "false"))
 		prom.waitFor(t, "HubOperatorReconcileErrors fires", `ALERTS{alertname="HubOperatorReconcileErrors",alertstate="firing"}`,
 			waitQuery, labelValues("controller", "myresource"))
+	})
+
+	// A Deployment of someone else's where the canary would put its own: the
+	// first revision fails there (Conflict) and the rollout halts.
+	t.Run("a rollout halted at its canary", func(t *testing.T) {
+		g := NewWithT(t)
+		ctx := t.Context()
+		ns := suite.NewNamespace(t, hub, "halted")
+		m1 := env.Member("m1")
+		g.Expect(m1.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
+		g.Expect(m1.Client.Create(ctx, suite.ForeignDeployment(ns, "halted"))).To(Succeed())
+		halted := suite.NewMyResource(ns, "halted", 1, "m1", "m2")
+		halted.Spec.Rollout = &hubv1.RolloutSpec{Stages: []hubv1.RolloutStage{{Name: "canary", Selection: hubv1.Selection{ClusterNames: []string{"m1"}}}}}
+		g.Expect(hub.Create(ctx, halted)).To(Succeed())
+
+		prom.waitFor(t, "it counts as Halted", `hub_operator_rollouts`+sel(`,phase="Halted"`), waitQuery, value(1))
+		prom.waitFor(t, "the failed cluster is counted", `hub_operator_rollout_cluster_updates_total`+sel(`,result="failed"`), waitQuery, positive)
+		prom.waitFor(t, "HubOperatorRolloutHalted fires", `ALERTS{alertname="HubOperatorRolloutHalted",alertstate="firing"}`,
+			waitQuery, labelValues("phase", "Halted"))
 	})
 
 	t.Run("a member's API server stopped and started again", func(t *testing.T) {

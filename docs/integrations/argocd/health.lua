@@ -1,7 +1,8 @@
 -- Argo CD health check for example.com/MyResource (hub-operator).
 -- Healthy: every selected cluster runs the current generation, Available.
 -- Degraded: a cluster is failing; the message names it and says why.
--- Suspended: spec.suspend is true. Progressing: anything else.
+-- Suspended: spec.suspend is true, or the rollout waits for a person
+-- (paused, or a stage waiting for approval). Progressing: anything else.
 local hs = { status = "Progressing", message = "waiting for hub-operator to report a status" }
 if obj.status == nil or obj.status.conditions == nil then
   return hs
@@ -24,6 +25,10 @@ if has("Stalled", "True") then
 elseif has("Ready", "False") and conditions["Ready"].reason == "Suspended" then
   hs.status = "Suspended"
   hs.message = conditions["Ready"].message
+elseif obj.status.rollout ~= nil and
+    (obj.status.rollout.phase == "Paused" or obj.status.rollout.phase == "WaitingForApproval") then
+  hs.status = "Suspended"
+  hs.message = obj.status.rollout.message
 elseif has("Degraded", "True") then
   hs.status = "Degraded"
   hs.message = conditions["Degraded"].message
