@@ -124,8 +124,7 @@ func (r *Reconciler) planClusters(s *scope, entries map[string]hubv1.ClusterStat
 	out := make([]rollout.Cluster, 0, len(s.placement.selected))
 	for _, name := range s.placement.selected {
 		m := s.clusters[name]
-		c := rollout.Cluster{Name: name, Labels: m.Info.Labels,
-			Reachable: m.Info.State == clusterregistry.StateReady && m.Cluster != nil}
+		c := rollout.Cluster{Name: name, Labels: m.Info.Labels, Reachable: reachable(m)}
 		e, ok := entries[name]
 		if !ok {
 			out = append(out, c)
@@ -171,6 +170,15 @@ func (h *history) canonicalRevisions(entries []hubv1.ClusterStatus) {
 			entries[i].Revision = n
 		}
 	}
+}
+
+// reachable says whether a cluster counts in its stage. One still
+// Connecting does: every operator start and leader change begins each
+// cluster there, and taking it for unreachable would let the new leader's
+// first decisions pass its stage, or call the rollout complete, on what it
+// has not seen yet. Its last status entry stands until it connects.
+func reachable(m clusterregistry.Member) bool {
+	return m.Info.State == clusterregistry.StateConnecting || (m.Info.State == clusterregistry.StateReady && m.Cluster != nil)
 }
 
 func laterOf(a, b time.Time) time.Time {

@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	hubv1 "example.com/hub-operator/api/v1"
+	"example.com/hub-operator/clusterregistry"
 	"example.com/hub-operator/member"
 )
 
@@ -212,4 +213,41 @@ func clusterCondition(mr *hubv1.MyResource, cluster, typ string) metav1.Conditio
 		}
 	}
 	return metav1.Condition{}
+}
+
+// A new leader starts with every cluster Connecting: their last entries
+// stand, and they hold their stage as they did, rather than counting as
+// unreachable and letting the first decisions call the rollout complete.
+func TestRolloutNewLeaderHoldsTheStageOfClustersStillConnecting(t *testing.T) {
+	g := NewWithT(t)
+	members := newFakeMembers()
+	h := newHarness(t, staged(hubv1.RolloutPause), registryOf(prodDev), members)
+	_, err := h.reconcile()
+	g.Expect(err).NotTo(HaveOccurred())
+	members.cluster("a").rollingOut = true
+	h.setImage(g, "nginx:2")
+	_, err = h.reconcile()
+	g.Expect(err).NotTo(HaveOccurred())
+
+	members.cluster("a").rollingOut = false
+	h.r.Registry = registryOf([]clusterregistry.ClusterInfo{
+		ready("a", map[string]string{"env": "prod"}),
+		{Name: "b", State: clusterregistry.StateConnecting},
+		{Name: "c", State: clusterregistry.StateConnecting},
+	})
+	h.r.settle = settler{}
+	h.r.now = func() time.Time { return time.Now().Add(2 * time.Second) }
+	_, err = h.reconcile()
+	g.Expect(err).NotTo(HaveOccurred())
+	mr := h.get(g)
+	g.Expect(mr.Status.Rollout.Phase).To(Equal(hubv1.RolloutProgressing))
+	g.Expect(mr.Status.Rollout.StableRevision).To(Equal(int64(1)), "revision 2 has not reached b and c")
+	g.Expect(members.revisionOf("b")).To(Equal("1"))
+	g.Expect(members.revisionOf("c")).To(Equal("1"))
+
+	h.r.Registry = registryOf(prodDev)
+	_, err = h.reconcile()
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(h.get(g).Status.Rollout.Phase).To(Equal(hubv1.RolloutComplete))
+	g.Expect(members.revisionOf("c")).To(Equal("2"))
 }

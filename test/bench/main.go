@@ -51,7 +51,7 @@ func plan(quick bool) []scenario {
 	for _, m := range []int{1, 2, 5, 10, 20} {
 		out = append(out, scenario{Name: "c-" + strconv.Itoa(m), Members: m, MyResources: 50, Sweep: true})
 	}
-	return append(out, scenario{Name: "b", Members: 10, MyResources: 300})
+	return append(out, scenario{Name: "b", Members: 10, MyResources: 300}, rolloutScenario)
 }
 
 // only keeps the scenarios named in the comma-separated list names (all
@@ -104,7 +104,11 @@ func run() (err error) {
 	var results []result
 	for _, s := range scenarios {
 		logf("scenario %s: %d MyResources x %d members", s.Name, s.MyResources, s.Members)
-		r, err := env.runScenario(ctx, bin, s)
+		run := env.runScenario
+		if s.Name == rolloutScenario.Name {
+			run = env.runRollout
+		}
+		r, err := run(ctx, bin, s)
 		if err != nil {
 			return fmt.Errorf("scenario %s: %w (control-plane logs in %s)", s.Name, err, env.Dir)
 		}
@@ -121,6 +125,7 @@ func run() (err error) {
 // present prints the table and draws the sweep's plot next to out.
 func present(out string, results []result) error {
 	printTable(os.Stdout, results)
+	printRollouts(os.Stdout, results)
 	if !hasSweep(results) {
 		logf("results: %s", out)
 		return nil

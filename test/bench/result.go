@@ -13,6 +13,8 @@ type result struct {
 	Scenario    string `json:"scenario"`
 	Members     int    `json:"members"`
 	MyResources int    `json:"myresources"`
+	// Rollout is set by the rollout scenario (r) alone.
+	Rollout *rolloutResult `json:"rollout,omitempty"`
 
 	// OperatorSeconds and BaselineSeconds run from the first MyResource
 	// create to the last MyResource Ready: the fastest of the rounds, which
@@ -117,6 +119,9 @@ func printTable(w io.Writer, results []result) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "scenario\tmembers\tMyRs\toperator s\tbaseline s\tratio\twrites/MyR/member\tmin\tat rest\tleases at rest\tRSS MiB\tRSS MiB/member\theap MiB\treconcile p50 s\tp99 s\tstatus B/MyR\t")
 	for _, r := range results {
+		if r.Rollout != nil {
+			continue // printRollouts
+		}
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%.1f\t%.1f\t%.2f\t%.2f\t%.2f\t%d\t%d\t%.1f\t%.1f\t%.1f\t%.3f\t%.3f\t%.0f\t\n",
 			r.Scenario, r.Members, r.MyResources, r.OperatorSeconds, r.BaselineSeconds, r.Ratio,
 			r.WritesPerMRPerMember, r.MinWritesPerMRPerMember, r.WritesAtRest, r.LeaseRenewalsAtRest,
