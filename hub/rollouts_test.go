@@ -251,3 +251,26 @@ func TestRolloutNewLeaderHoldsTheStageOfClustersStillConnecting(t *testing.T) {
 	g.Expect(h.get(g).Status.Rollout.Phase).To(Equal(hubv1.RolloutComplete))
 	g.Expect(members.revisionOf("c")).To(Equal("2"))
 }
+
+// An operator upgraded from a release without revisions finds member
+// objects without example.com/revision: what they run becomes revision 1,
+// and nothing is rolled out again stage by stage.
+func TestRolloutAfterAnUpgradeTreatsWhatTheMembersRunAsRevisionOne(t *testing.T) {
+	g := NewWithT(t)
+	mr := staged(hubv1.RolloutPause)
+	for _, name := range []string{"a", "b", "c"} {
+		mr.Status.Clusters = append(mr.Status.Clusters, availableStatus(name, mr.Generation, ""))
+	}
+	members := newFakeMembers("a", "b", "c")
+	h := newHarness(t, mr, registryOf(prodDev), members)
+	_, err := h.reconcile()
+	g.Expect(err).NotTo(HaveOccurred())
+	got := h.get(g)
+	g.Expect(got.Status.Rollout.Phase).To(Equal(hubv1.RolloutComplete))
+	g.Expect(got.Status.Rollout.Revision).To(Equal(int64(1)))
+	for _, name := range []string{"a", "b", "c"} {
+		g.Expect(members.revisionOf(name)).To(Equal("1"), "cluster %s keeps what it runs, now annotated revision 1", name)
+		g.Expect(clusterCondition(got, name, hubv1.ClusterConditionApplied).Reason).To(Equal(hubv1.ReasonApplied))
+	}
+	g.Expect(h.events()).NotTo(ContainElement(ContainSubstring(hubv1.ReasonRolloutStageStarted)), "no rollout at the upgrade")
+}

@@ -178,6 +178,7 @@ var operatorHubRules = []rbacv1.PolicyRule{
 	{APIGroups: []string{hubv1.GroupVersion.Group}, Resources: []string{myResources}, Verbs: append(slices.Clone(readVerbs), patch, "update")},
 	{APIGroups: []string{hubv1.GroupVersion.Group}, Resources: []string{myResources + "/status"}, Verbs: []string{get, patch, "update"}},
 	{APIGroups: []string{hubv1.GroupVersion.Group}, Resources: []string{myResources + "/finalizers"}, Verbs: []string{"update"}},
+	{APIGroups: []string{appsv1.GroupName}, Resources: []string{"controllerrevisions"}, Verbs: append(slices.Clone(readVerbs), create, "update", "delete")},
 	{APIGroups: []string{"", "events.k8s.io"}, Resources: []string{"events"}, Verbs: append(slices.Clone(createVerbs), patch)},
 	{APIGroups: []string{"authentication.k8s.io"}, Resources: []string{"tokenreviews"}, Verbs: createVerbs},
 	{APIGroups: []string{"authorization.k8s.io"}, Resources: []string{"subjectaccessreviews"}, Verbs: createVerbs},

@@ -113,12 +113,11 @@ func (e *benchEnv) rollOnce(ctx context.Context, ns string, members []*controlpl
 	if err := sw.waitAvailable(ctx, "1", names, convergeTimeout); err != nil {
 		return nil, err
 	}
-	if err := e.Hub.Client.Get(ctx, client.ObjectKeyFromObject(mr), mr); err != nil {
-		return nil, err
-	}
+	before := mr.DeepCopy()
 	mr.Spec.Deployment.Template.Spec.Containers[0].Image += "-r2"
 	wrote := time.Now()
-	if err := e.Hub.Client.Update(ctx, mr); err != nil {
+	// A merge patch: the operator writes the status meanwhile.
+	if err := e.Hub.Client.Patch(ctx, mr, client.MergeFrom(before)); err != nil {
 		return nil, err
 	}
 	if err := sw.waitAvailable(ctx, "2", names, convergeTimeout); err != nil {

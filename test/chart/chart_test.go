@@ -308,6 +308,8 @@ func TestChartRBACIsLeast(t *testing.T) {
 		{"apps", "patch", "example.com", "myresources", "status"},
 		{"apps", "create", "", "events", ""},
 		{"apps", "create", "events.k8s.io", "events", ""},
+		{"apps", "create", "apps", "controllerrevisions", ""},
+		{"apps", "delete", "apps", "controllerrevisions", ""},
 		{releaseNS, "update", "coordination.k8s.io", "leases", ""},
 		{"", "create", "authentication.k8s.io", "tokenreviews", ""},
 		{"", "create", "authorization.k8s.io", "subjectaccessreviews", ""},
@@ -323,6 +325,9 @@ func TestChartRBACIsLeast(t *testing.T) {
 		// Registry Secrets are read and annotated, never created or removed.
 		{releaseNS, "create", "", "secrets", ""},
 		{releaseNS, "delete", "", "secrets", ""},
+		// Revisions are written one at a time, never patched or collected.
+		{"apps", "patch", "apps", "controllerrevisions", ""},
+		{"apps", "deletecollection", "apps", "controllerrevisions", ""},
 		// No workloads on the hub.
 		{"default", "create", "apps", "deployments", ""},
 		{"default", "update", "apps", "deployments", ""},
