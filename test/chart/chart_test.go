@@ -156,7 +156,7 @@ func TestHelmInstallUpgradeUninstall(t *testing.T) {
 	install(t, env, chartDir())
 	crd := waitCRDEstablished(t, env)
 	g.Expect(crd.Annotations).To(HaveKeyWithValue("helm.sh/resource-policy", "keep"))
-	g.Expect(printerColumns(crd)).To(Equal([]string{"READY", "STATUS", "AGE"}))
+	g.Expect(printerColumns(crd)).To(Equal([]string{"READY", "STATUS", "REVISION", "ROLLOUT", "AGE"}))
 	// Every object of the default values exists (the ServiceMonitor,
 	// dashboards and PrometheusRule are off by default).
 	objects := []client.Object{
