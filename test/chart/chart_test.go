@@ -183,7 +183,7 @@ func TestHelmInstallUpgradeUninstall(t *testing.T) {
 	g.Expect(c.Get(ctx, client.ObjectKeyFromObject(dep), dep)).To(Succeed())
 	g.Expect(dep.Spec.Template.Spec.Containers[0].Args).To(ContainElement("--fan-out=4"), "the value change reached the Deployment")
 	g.Expect(c.Get(ctx, client.ObjectKey{Name: crdName}, crd)).To(Succeed())
-	g.Expect(printerColumns(crd)).To(Equal([]string{"READY", "STATUS", "AGE", "SUSPENDED"}), "the CRD on the server was upgraded")
+	g.Expect(printerColumns(crd)).To(Equal([]string{"READY", "STATUS", "REVISION", "ROLLOUT", "AGE", "SUSPENDED"}), "the CRD on the server was upgraded")
 
 	// A user's MyResource must outlive the release.
 	createNamespace(t, env, "apps", nil)
