@@ -136,13 +136,9 @@ type verdict struct {
 func aggregate(mr *hubv1.MyResource, entries []hubv1.ClusterStatus, p placement, v verdict) hubv1.MyResourceStatus {
 	gen := mr.Generation
 	slices.SortFunc(entries, func(a, b hubv1.ClusterStatus) int { return strings.Compare(a.Name, b.Name) })
-	ro := mr.Status.Rollout
+	ro, revision := mr.Status.Rollout, int64(0)
 	if v.rollout != nil {
-		ro = v.rollout.DeepCopy()
-	}
-	revision := int64(0)
-	if v.rollout != nil {
-		revision = v.rollout.Revision
+		ro, revision = v.rollout.DeepCopy(), v.rollout.Revision
 	}
 	s := summarize(entries, p, gen, revision)
 	st := hubv1.MyResourceStatus{

@@ -24,34 +24,21 @@ func eventuallyRollout(t *testing.T, mr *hubv1.MyResource, rev int64, phase hubv
 	var got *hubv1.MyResource
 	began := time.Now()
 	NewWithT(t).Eventually(func(g Gomega) {
-		got = hubObjectTyped(t, g, mr)
+		got = suite.Get(t.Context(), g, env.Hub.Client, mr)
 		g.Expect(got.Status.ObservedGeneration).To(Equal(got.Generation))
 		g.Expect(got.Status.Rollout).NotTo(BeNil())
-		g.Expect(*got.Status.Rollout).To(MatchFields(phase, rev), "clusters: %+v", got.Status.Clusters)
+		g.Expect(got.Status.Rollout.Revision).To(Equal(rev))
+		g.Expect(got.Status.Rollout.Phase).To(Equal(phase), "clusters: %+v", got.Status.Clusters)
 	}).WithTimeout(timeout).WithPolling(200 * time.Millisecond).Should(Succeed())
 	t.Logf("%s: revision %d %s after %s", mr.Name, rev, phase, time.Since(began).Round(100*time.Millisecond))
 	return got
-}
-
-// MatchFields matches a rollout status's phase and revision.
-func MatchFields(phase hubv1.RolloutPhase, rev int64) OmegaMatcher {
-	return And(
-		WithTransform(func(s hubv1.RolloutStatus) hubv1.RolloutPhase { return s.Phase }, Equal(phase)),
-		WithTransform(func(s hubv1.RolloutStatus) int64 { return s.Revision }, Equal(rev)),
-	)
-}
-
-func hubObjectTyped(t *testing.T, g Gomega, mr *hubv1.MyResource) *hubv1.MyResource {
-	out := &hubv1.MyResource{}
-	g.Expect(env.Hub.Client.Get(t.Context(), client.ObjectKeyFromObject(mr), out)).To(Succeed())
-	return out
 }
 
 // update changes the hub MyResource, retrying on a conflict with the operator.
 func update(t *testing.T, mr *hubv1.MyResource, change func(*hubv1.MyResource)) {
 	t.Helper()
 	NewWithT(t).Eventually(func() error {
-		cur := hubObjectTyped(t, NewWithT(t), mr)
+		cur := suite.Get(t.Context(), NewWithT(t), env.Hub.Client, mr)
 		change(cur)
 		return env.Hub.Client.Update(t.Context(), cur)
 	}).WithTimeout(10 * time.Second).Should(Succeed())
@@ -210,14 +197,14 @@ func TestRolloutWaitsForApprovalAndAJoiningClusterGetsTheStableRevision(t *testi
 			for _, c := range []string{"m2", "m3"} {
 				g.Expect(memberDeployment(t, c, mr).Annotations).To(HaveKeyWithValue(hubv1.RevisionAnnotation, "1"), "%s with approval %s", c, stale)
 			}
-			cur := hubObjectTyped(t, g, mr)
+			cur := suite.Get(t.Context(), g, env.Hub.Client, mr)
 			g.Expect(cur.Status.Rollout.Phase).To(Equal(hubv1.RolloutWaitingForApproval), "%+v %+v", cur.Status.Rollout, cur.Status.Clusters)
 		}).WithTimeout(3 * time.Second).WithPolling(250 * time.Millisecond).Should(Succeed())
 	}
 	kubectlHub(t, bin, "rollout", "approve", "-n", ns, mr.Name)
 	eventuallyRollout(t, mr, 2, hubv1.RolloutComplete, 60*time.Second)
 	eventuallyReady(t, mr)
-	g.Expect(hubObjectTyped(t, g, mr).Annotations).To(HaveKeyWithValue(hubv1.RolloutApprovedAnnotation, "2/rest"))
+	g.Expect(suite.Get(t.Context(), g, env.Hub.Client, mr).Annotations).To(HaveKeyWithValue(hubv1.RolloutApprovedAnnotation, "2/rest"))
 }
 
 func TestRolloutGoesOnWithoutAnUnreachableCluster(t *testing.T) {
@@ -235,7 +222,7 @@ func TestRolloutGoesOnWithoutAnUnreachableCluster(t *testing.T) {
 	m3.Proxy.Cut()
 	t.Cleanup(m3.Proxy.Restore)
 	g.Eventually(func(g Gomega) {
-		g.Expect(clusterReason(hubObjectTyped(t, g, mr), "m3")).To(Equal(hubv1.ReasonClusterUnreachable))
+		g.Expect(clusterReason(suite.Get(t.Context(), g, env.Hub.Client, mr), "m3")).To(Equal(hubv1.ReasonClusterUnreachable))
 	}).WithTimeout(30 * time.Second).Should(Succeed())
 
 	update(t, mr, setImage("nginx:1.28"))
@@ -253,21 +240,18 @@ func TestRolloutGoesOnWithoutAnUnreachableCluster(t *testing.T) {
 	eventuallyReady(t, mr)
 }
 
-func clusterReason(mr *hubv1.MyResource, cluster string) string {
-	for _, c := range mr.Status.Clusters {
-		if c.Name == cluster {
-			if a := meta.FindStatusCondition(c.Conditions, hubv1.ClusterConditionApplied); a != nil {
-				return a.Reason
-			}
-		}
-	}
-	return ""
-}
-
 func eventReasons(t *testing.T, ns, name string) []string {
 	var out []string
 	for _, e := range hubEvents(t, ns, name) {
 		out = append(out, e.Reason)
 	}
 	return out
+}
+
+// clusterReason is the reason of a cluster's Applied condition, "" when none.
+func clusterReason(mr *hubv1.MyResource, cluster string) string {
+	if c := suite.ClusterCondition(mr, cluster, hubv1.ClusterConditionApplied); c != nil {
+		return c.Reason
+	}
+	return ""
 }
