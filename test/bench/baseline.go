@@ -137,10 +137,17 @@ func (b *baseline) watchHub(ctx context.Context, hubCluster *controlplane.Cluste
 	factory := dynamicinformer.NewFilteredDynamicSharedInformerFactory(dc, 0, b.namespace, nil)
 	inf := factory.ForResource(myResourceGVR)
 	b.mrs = inf.Lister()
+	enqueue := func(obj any) {
+		if u, ok := obj.(*unstructured.Unstructured); ok {
+			b.queue.Add(baselineItem{key: types.NamespacedName{Namespace: u.GetNamespace(), Name: u.GetName()}})
+		}
+	}
 	if _, err := inf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: func(obj any) {
-			if u, ok := obj.(*unstructured.Unstructured); ok {
-				b.queue.Add(baselineItem{key: types.NamespacedName{Namespace: u.GetNamespace(), Name: u.GetName()}})
+		AddFunc: enqueue,
+		// A spec change (scenario d's image change) is applied again.
+		UpdateFunc: func(old, obj any) {
+			if o, ok := old.(*unstructured.Unstructured); ok && o.GetGeneration() != obj.(*unstructured.Unstructured).GetGeneration() {
+				enqueue(obj)
 			}
 		},
 	}); err != nil {

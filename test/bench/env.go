@@ -77,16 +77,19 @@ type benchEnv struct {
 // five, each with its own shared etcd, do not.
 const batchSize = 5
 
-func startEnv(ctx context.Context, members int) (*benchEnv, error) {
+// startEnv starts the hub and members; lean ones for the distribution
+// scenarios. The hubs of the batches after the first only hold an etcd for
+// their members and are always lean.
+func startEnv(ctx context.Context, members int, lean bool) (*benchEnv, error) {
 	e := &benchEnv{insecure: &http.Client{Transport: &http.Transport{
 		// The operator serves a self-signed certificate, as it does in a
 		// cluster without cert-manager.
 		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // local benchmark endpoint
 	}}}
 	for first := 0; first < members; first += batchSize {
-		opts := controlplane.Options{SharedEtcd: true}
+		opts := controlplane.Options{SharedEtcd: true, LeanHub: first > 0}
 		for i := first; i < min(first+batchSize, members); i++ {
-			opts.Members = append(opts.Members, controlplane.MemberOptions{Name: memberName(i)})
+			opts.Members = append(opts.Members, controlplane.MemberOptions{Name: memberName(i), Lean: lean})
 		}
 		env, err := controlplane.Start(ctx, opts)
 		if err != nil {

@@ -37,6 +37,9 @@ type scenario struct {
 	MyResources int
 	// Sweep marks the points of the scaling sweep (c), which are plotted.
 	Sweep bool
+	// Distribution marks the distribution-latency scenarios (d), which run
+	// on lean members of their own.
+	Distribution bool
 }
 
 // plan lists the scenarios: (a) alone when quick.
@@ -51,17 +54,21 @@ func plan(quick bool) []scenario {
 	for _, m := range []int{1, 2, 5, 10, 20} {
 		out = append(out, scenario{Name: "c-" + strconv.Itoa(m), Members: m, MyResources: 50, Sweep: true})
 	}
-	return append(out, scenario{Name: "b", Members: 10, MyResources: 300}, rolloutScenario)
+	out = append(out, scenario{Name: "b", Members: 10, MyResources: 300}, rolloutScenario)
+	return append(out, distributionScenarios...)
 }
 
 // only keeps the scenarios named in the comma-separated list names (all
-// when it is empty), to re-run one with another setting.
+// when it is empty), to re-run one with another setting; "d" names every
+// distribution scenario.
 func only(scenarios []scenario, names string) []scenario {
 	if names == "" {
 		return scenarios
 	}
 	want := strings.Split(names, ",")
-	return slices.DeleteFunc(scenarios, func(s scenario) bool { return !slices.Contains(want, s.Name) })
+	return slices.DeleteFunc(scenarios, func(s scenario) bool {
+		return !slices.Contains(want, s.Name) && (!s.Distribution || !slices.Contains(want, "d"))
+	})
 }
 
 func run() (err error) {
@@ -84,37 +91,14 @@ func run() (err error) {
 	if err != nil {
 		return err
 	}
-	members := 0
-	for _, s := range scenarios {
-		members = max(members, s.Members)
-	}
 	started := time.Now()
-	logf("starting a hub and %d members (in batches of %d, each on one etcd)", members, batchSize)
-	env, err := startEnv(ctx, members)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		// A failed run keeps the control planes' logs.
-		if stopErr := env.stop(err != nil); stopErr != nil {
-			logf("stopping control planes: %v", stopErr)
-		}
-	}()
-
 	var results []result
-	for _, s := range scenarios {
-		logf("scenario %s: %d MyResources x %d members", s.Name, s.MyResources, s.Members)
-		run := env.runScenario
-		if s.Name == rolloutScenario.Name {
-			run = env.runRollout
-		}
-		r, err := run(ctx, bin, s)
-		if err != nil {
-			return fmt.Errorf("scenario %s: %w (control-plane logs in %s)", s.Name, err, env.Dir)
-		}
-		results = append(results, r)
-		// Written after each scenario, so that a late failure keeps the rest.
-		if err := writeJSON(out, results); err != nil {
+	// The convergence scenarios run on members with default flags, as
+	// they always have; the distribution scenarios on a bed of lean members
+	// of their own, started once the first is gone.
+	small, lean := splitScenarios(scenarios)
+	for _, group := range [][]scenario{small, lean} {
+		if results, err = runGroup(ctx, bin, group, results, out); err != nil {
 			return err
 		}
 	}
@@ -122,17 +106,80 @@ func run() (err error) {
 	return present(out, results)
 }
 
+func splitScenarios(scenarios []scenario) (small, lean []scenario) {
+	for _, s := range scenarios {
+		if s.Distribution {
+			lean = append(lean, s)
+		} else {
+			small = append(small, s)
+		}
+	}
+	return small, lean
+}
+
+// runGroup starts the control planes the scenarios need, runs them and
+// appends their results to results (written to out after each).
+func runGroup(ctx context.Context, bin string, scenarios []scenario, results []result, out string) (_ []result, err error) {
+	if len(scenarios) == 0 {
+		return results, nil
+	}
+	members := 0
+	for _, s := range scenarios {
+		members = max(members, s.Members)
+	}
+	leanMembers := scenarios[0].Distribution
+	logf("starting a hub and %d members (in batches of %d, each on one etcd; lean: %v)", members, batchSize, leanMembers)
+	env, err := startEnv(ctx, members, leanMembers)
+	if err != nil {
+		return results, err
+	}
+	defer func() {
+		// A failed run keeps the control planes' logs.
+		if stopErr := env.stop(err != nil); stopErr != nil {
+			logf("stopping control planes: %v", stopErr)
+		}
+	}()
+	for _, s := range scenarios {
+		logf("scenario %s: %d MyResources x %d members", s.Name, s.MyResources, s.Members)
+		run := env.runScenario
+		switch {
+		case s.Name == rolloutScenario.Name:
+			run = env.runRollout
+		case s.Distribution:
+			run = env.runDistribution
+		}
+		r, err := run(ctx, bin, s)
+		if err != nil {
+			return results, fmt.Errorf("scenario %s: %w (control-plane logs in %s)", s.Name, err, env.Dir)
+		}
+		results = append(results, r)
+		// Written after each scenario, so that a late failure keeps the rest.
+		if err := writeJSON(out, results); err != nil {
+			return results, err
+		}
+	}
+	return results, nil
+}
+
 // present prints the table and draws the sweep's plot next to out.
 func present(out string, results []result) error {
 	printTable(os.Stdout, results)
 	printRollouts(os.Stdout, results)
-	if !hasSweep(results) {
-		logf("results: %s", out)
-		return nil
+	printDistributions(os.Stdout, results)
+	logf("results: %s", out)
+	if hasSweep(results) {
+		png := filepath.Join(filepath.Dir(out), "scaling.png")
+		logf("plot: %s", png)
+		if err := plotSweep(png, results); err != nil {
+			return err
+		}
 	}
-	png := filepath.Join(filepath.Dir(out), "scaling.png")
-	logf("results: %s, plot: %s", out, png)
-	return plotSweep(png, results)
+	if hasDistribution(results) {
+		png := filepath.Join(filepath.Dir(out), "distribution.png")
+		logf("plot: %s", png)
+		return plotDistribution(png, results)
+	}
+	return nil
 }
 
 // report merges the results files of runs cut in parts (scenarios picked

@@ -35,8 +35,9 @@ func (o *operatorMetrics) scrape(ctx context.Context) (map[string]*dto.MetricFam
 	return scrape(ctx, o.hc, o.url, o.token)
 }
 
-func (o *operatorMetrics) waitUp(ctx context.Context, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+// waitUp waits a minute at most for the metrics endpoint to answer.
+func (o *operatorMetrics) waitUp(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	for {
 		_, err := o.scrape(ctx)
@@ -139,14 +140,7 @@ func (o *operatorMetrics) waitMembersReady(ctx context.Context, n int, timeout t
 	for {
 		f, err := o.scrape(ctx)
 		if err == nil {
-			ready = 0
-			if fam := f["hub_operator_member_cluster_ready"]; fam != nil {
-				for _, m := range fam.GetMetric() {
-					if m.GetGauge().GetValue() == 1 {
-						ready++
-					}
-				}
-			}
+			ready = countReady(f)
 			if ready >= n {
 				return nil
 			}

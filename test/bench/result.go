@@ -15,6 +15,8 @@ type result struct {
 	MyResources int    `json:"myresources"`
 	// Rollout is set by the rollout scenario (r) alone.
 	Rollout *rolloutResult `json:"rollout,omitempty"`
+	// Distribution is set by the distribution scenarios (d) alone.
+	Distribution *distributionResult `json:"distribution,omitempty"`
 
 	// OperatorSeconds and BaselineSeconds run from the first MyResource
 	// create to the last MyResource Ready: the fastest of the rounds, which
@@ -119,8 +121,8 @@ func printTable(w io.Writer, results []result) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "scenario\tmembers\tMyRs\toperator s\tbaseline s\tratio\twrites/MyR/member\tmin\tat rest\tleases at rest\tRSS MiB\tRSS MiB/member\theap MiB\treconcile p50 s\tp99 s\tstatus B/MyR\t")
 	for _, r := range results {
-		if r.Rollout != nil {
-			continue // printRollouts
+		if r.Rollout != nil || r.Distribution != nil {
+			continue // printRollouts, printDistributions
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%.1f\t%.1f\t%.2f\t%.2f\t%.2f\t%d\t%d\t%.1f\t%.1f\t%.1f\t%.3f\t%.3f\t%.0f\t\n",
 			r.Scenario, r.Members, r.MyResources, r.OperatorSeconds, r.BaselineSeconds, r.Ratio,
@@ -141,3 +143,12 @@ func hasSweep(results []result) bool {
 }
 
 func isSweep(r result) bool { return len(r.Scenario) > 2 && r.Scenario[:2] == "c-" }
+
+func hasDistribution(results []result) bool {
+	for _, r := range results {
+		if r.Distribution != nil {
+			return true
+		}
+	}
+	return false
+}

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/utils/ptr"
@@ -57,7 +56,7 @@ func (e *benchEnv) runRollout(ctx context.Context, bin string, s scenario) (resu
 		return r, err
 	}
 	defer func() { _ = op.Stop() }()
-	if err := om.waitUp(ctx, time.Minute); err != nil {
+	if err := om.waitUp(ctx); err != nil {
 		return r, err
 	}
 	if err := e.register(ctx, members); err != nil {
@@ -80,8 +79,7 @@ func (e *benchEnv) runRollout(ctx context.Context, bin string, s scenario) (resu
 	if err := e.cleanUp(ctx, ns, members); err != nil {
 		return r, err
 	}
-	return r, e.Hub.Client.DeleteAllOf(ctx, &corev1.Secret{}, client.InNamespace(registryNamespace),
-		client.MatchingLabels{hubv1.MemberClusterLabel: "true"})
+	return r, e.deregister(ctx)
 }
 
 // rollOnce creates the MyResource, waits for revision 1 everywhere, then
@@ -102,7 +100,12 @@ func (e *benchEnv) rollOnce(ctx context.Context, ns string, members []*controlpl
 		},
 		MaxConcurrency: all,
 	}
-	sw, err := watchSightings(ctx, members, ns, mr.Name)
+	sw, err := watchSightings(ctx, members, ns, func(d *appsv1.Deployment) string {
+		if d.Name != mr.Name {
+			return ""
+		}
+		return d.Annotations[hubv1.RevisionAnnotation]
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -126,10 +129,13 @@ func (e *benchEnv) rollOnce(ctx context.Context, ns string, members []*controlpl
 	return sw.measure("2", waves, wrote), nil
 }
 
-// sightings records, per member, when each revision of one Deployment
-// arrived there and when it was first Available at it, from a watch on each
-// member, stamped on arrival.
+// sightings records, per member, when each version of a Deployment arrived
+// there and when it was first Available at it, from a watch on each member,
+// stamped on arrival. A version is what keyOf says ("" for one not
+// recorded): a revision of one Deployment for (r), a Deployment at an image
+// for (d).
 type sightings struct {
+	keyOf    func(*appsv1.Deployment) string
 	mu       sync.Mutex
 	carried  map[string]map[string]time.Time // revision -> cluster -> time
 	avail    map[string]map[string]time.Time
@@ -137,8 +143,8 @@ type sightings struct {
 	changed  chan struct{}
 }
 
-func watchSightings(ctx context.Context, members []*controlplane.Cluster, ns, name string) (*sightings, error) {
-	sw := &sightings{carried: map[string]map[string]time.Time{}, avail: map[string]map[string]time.Time{}, changed: make(chan struct{}, 1)}
+func watchSightings(ctx context.Context, members []*controlplane.Cluster, ns string, keyOf func(*appsv1.Deployment) string) (*sightings, error) {
+	sw := &sightings{keyOf: keyOf, carried: map[string]map[string]time.Time{}, avail: map[string]map[string]time.Time{}, changed: make(chan struct{}, 1)}
 	for _, m := range members {
 		wc, err := client.NewWithWatch(m.Config, client.Options{Scheme: controlplane.Scheme()})
 		if err != nil {
@@ -152,7 +158,7 @@ func watchSightings(ctx context.Context, members []*controlplane.Cluster, ns, na
 		sw.watchers = append(sw.watchers, w)
 		go func(cluster string) {
 			for ev := range w.ResultChan() {
-				if dep, ok := ev.Object.(*appsv1.Deployment); ok && dep.Name == name {
+				if dep, ok := ev.Object.(*appsv1.Deployment); ok {
 					sw.note(cluster, dep, time.Now())
 				}
 			}
@@ -168,7 +174,10 @@ func (sw *sightings) stop() {
 }
 
 func (sw *sightings) note(cluster string, dep *appsv1.Deployment, at time.Time) {
-	rev := dep.Annotations[hubv1.RevisionAnnotation]
+	rev := sw.keyOf(dep)
+	if rev == "" {
+		return
+	}
 	want := ptr.Deref(dep.Spec.Replicas, 1)
 	available := dep.Status.ObservedGeneration >= dep.Generation && dep.Status.UpdatedReplicas == want &&
 		dep.Status.AvailableReplicas == want && dep.Status.Replicas == want
@@ -194,18 +203,27 @@ func (sw *sightings) note(cluster string, dep *appsv1.Deployment, at time.Time) 
 
 // waitAvailable waits until revision rev is Available in every cluster.
 func (sw *sightings) waitAvailable(ctx context.Context, rev string, clusters []string, timeout time.Duration) error {
+	return sw.wait(ctx, sw.avail, rev, len(clusters), "Available", timeout)
+}
+
+// waitCarried waits until version key has arrived in n clusters.
+func (sw *sightings) waitCarried(ctx context.Context, key string, n int, timeout time.Duration) error {
+	return sw.wait(ctx, sw.carried, key, n, "arrived", timeout)
+}
+
+func (sw *sightings) wait(ctx context.Context, seen map[string]map[string]time.Time, key string, want int, what string, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	for {
 		sw.mu.Lock()
-		n := len(sw.avail[rev])
+		n := len(seen[key])
 		sw.mu.Unlock()
-		if n >= len(clusters) {
+		if n >= want {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("revision %s Available in %d of %d members: %w", rev, n, len(clusters), ctx.Err())
+			return fmt.Errorf("%s %s in %d of %d members: %w", key, what, n, want, ctx.Err())
 		case <-sw.changed:
 		case <-time.After(time.Second):
 		}

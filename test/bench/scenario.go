@@ -81,8 +81,7 @@ func (e *benchEnv) runScenario(ctx context.Context, bin string, s scenario) (res
 		s.Name, r.OperatorSeconds, r.BaselineSeconds, r.Ratio, r.WritesPerMRPerMember, r.WritesBy, r.MinWritesPerMRPerMember, r.BaselineWritesBy,
 		r.WritesAtRest, r.WritesAtRestBy, r.LeaseRenewalsAtRest,
 		mib(float64(r.Final.RSSBytes)), mib(float64(r.Base.RSSBytes)), mib(float64(r.Connected.RSSBytes)), mib(float64(r.Final.HeapInuseBytes)))
-	return r, e.Hub.Client.DeleteAllOf(ctx, &corev1.Secret{}, client.InNamespace(registryNamespace),
-		client.MatchingLabels{hubv1.MemberClusterLabel: "true"})
+	return r, e.deregister(ctx)
 }
 
 // rounds is how often the operator and the baseline each converge: the
@@ -111,7 +110,7 @@ func (e *benchEnv) operatorRound(ctx context.Context, bin string, s scenario, me
 			logf("stopping the operator: %v", err)
 		}
 	}()
-	if err := om.waitUp(ctx, time.Minute); err != nil {
+	if err := om.waitUp(ctx); err != nil {
 		return phase{}, fmt.Errorf("%w (log: %s)", err, op.LogPath)
 	}
 	if first {
@@ -316,6 +315,13 @@ func (e *benchEnv) register(ctx context.Context, members []*controlplane.Cluster
 			return fmt.Errorf("%d/%d members Ready in the registry: %w", ready, len(members), err)
 		}
 	}
+}
+
+// deregister deletes every registry Secret, so that the next scenario's
+// operator starts with no member.
+func (e *benchEnv) deregister(ctx context.Context) error {
+	return e.Hub.Client.DeleteAllOf(ctx, &corev1.Secret{}, client.InNamespace(registryNamespace),
+		client.MatchingLabels{hubv1.MemberClusterLabel: "true"})
 }
 
 func createMyResources(ctx context.Context, c client.Client, ns string, n int, members []*controlplane.Cluster) error {

@@ -57,6 +57,7 @@ type Cluster struct {
 	saPub     string
 	apiserver *process
 	helpers   []*process // kube-controller-manager, kube-scheduler, kwok
+	lean      bool
 }
 
 // Scheme is the scheme of every Cluster.Client.
@@ -181,7 +182,11 @@ func (c *Cluster) StartAPIServer(ctx context.Context) error {
 		"--endpoint-reconciler-type=none",
 		logVerbosity,
 	}
-	if c.apiserver, err = startProcess(d, "kube-apiserver", bin, args); err != nil {
+	var env []string
+	if c.lean {
+		args, env = append(args, leanArgs...), leanEnv
+	}
+	if c.apiserver, err = startProcessEnv(d, "kube-apiserver", bin, args, env); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)

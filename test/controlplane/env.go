@@ -32,6 +32,9 @@ type Options struct {
 	// SharedEtcd runs one etcd for all clusters, each API server under its own
 	// --etcd-prefix, to fit many members on a small machine.
 	SharedEtcd bool
+	// LeanHub trims the hub's API server as MemberOptions.Lean does: for
+	// Envs started only for their members, whose hub stays idle.
+	LeanHub bool
 }
 
 // MemberOptions describes one member cluster.
@@ -46,6 +49,9 @@ type MemberOptions struct {
 	// Proxy puts a TCP proxy in front of the API server; Cluster.Kubeconfig
 	// points at it, so tests can black-hole the member.
 	Proxy bool
+	// Lean trims the member's API server to what the operator uses of a
+	// member (see leanArgs), so that a hundred fit on one small machine.
+	Lean bool
 }
 
 // Env is a running hub and its members.
@@ -109,9 +115,9 @@ func Start(ctx context.Context, opts Options) (env *Env, err error) {
 		}
 	}
 	env = &Env{Dir: opts.Dir, opts: opts}
-	env.Hub = env.newCluster("hub", false)
+	env.Hub = env.newCluster("hub", false, opts.LeanHub)
 	for _, m := range opts.Members {
-		env.Members = append(env.Members, env.newCluster(m.Name, m.Proxy))
+		env.Members = append(env.Members, env.newCluster(m.Name, m.Proxy, m.Lean))
 	}
 	defer func() {
 		if err != nil {
@@ -153,8 +159,8 @@ func Start(ctx context.Context, opts Options) (env *Env, err error) {
 	return env, g.Wait()
 }
 
-func (e *Env) newCluster(name string, proxy bool) *Cluster {
-	c := &Cluster{Name: name, Dir: filepath.Join(e.Dir, name), bins: e.opts.BinDir, prefix: "/registry"}
+func (e *Env) newCluster(name string, proxy, lean bool) *Cluster {
+	c := &Cluster{Name: name, Dir: filepath.Join(e.Dir, name), bins: e.opts.BinDir, prefix: "/registry", lean: lean}
 	must(os.MkdirAll(c.Dir, 0o700))
 	if proxy {
 		c.Proxy = &Proxy{}

@@ -59,12 +59,20 @@ func (s *spawner) start(cmd *exec.Cmd) error {
 // startProcess runs bin with args, logging to dir/name.log. The child gets
 // its own process group and SIGKILL when the test process dies.
 func startProcess(dir, name, bin string, args []string) (*process, error) {
+	return startProcessEnv(dir, name, bin, args, nil)
+}
+
+// startProcessEnv is startProcess with env added to the inherited environment.
+func startProcessEnv(dir, name, bin string, args, env []string) (*process, error) {
 	logf, err := os.OpenFile(filepath.Join(dir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := theSpawner.start(cmd); err != nil {
 		_ = logf.Close()
