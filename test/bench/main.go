@@ -134,8 +134,9 @@ func runGroup(ctx context.Context, bin string, scenarios []scenario, results []r
 		return results, err
 	}
 	defer func() {
-		// A failed run keeps the control planes' logs.
-		if stopErr := env.stop(err != nil); stopErr != nil {
+		// A failed run keeps the control planes' logs; BENCH_KEEP=1 keeps
+		// them for any run, to read the audit logs of what was measured.
+		if stopErr := env.stop(err != nil || os.Getenv("BENCH_KEEP") == "1"); stopErr != nil {
 			logf("stopping control planes: %v", stopErr)
 		}
 	}()
