@@ -15,6 +15,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -88,8 +90,10 @@ func (a *Applier) fieldManager() string {
 // Deployment and the Service (or deletes an owned Service when spec.service
 // is absent). An object is applied unless this Applier already applied the
 // same intent and the member's object is still the version that apply left
-// (see appliedCache), so a converged reconcile writes nothing, whatever the
-// member added of its own. It returns the cluster's
+// (see appliedCache), or, for an object it has no record of, our field
+// manager already owns exactly that intent there; so a converged reconcile
+// writes nothing, whatever the member added of its own, and neither does a
+// new process over converged objects. It returns the cluster's
 // status read back from the member Deployment (Name set to t.Name) and, on
 // failure, an error wrapping *InvalidSpecError, *ConflictError or
 // *ApplyError; classify it with Reason. The status is meaningful on failure
@@ -282,8 +286,10 @@ func both(f, g func()) {
 
 // outOfSync reads the member's version of in into observed and says whether
 // it must be applied: it is missing, or this process has not applied this
-// intent to this very version of it (see appliedCache). An object someone
-// else owns is a *ConflictError and is never written.
+// intent to this very version of it (see appliedCache) and, when this
+// process holds no record of it at all, what our field manager owns there is
+// not this intent (appliedBefore). An object someone else owns is a
+// *ConflictError and is never written.
 func (a *Applier) outOfSync(ctx context.Context, t Target, mr *hubv1.MyResource, in *intent, observed client.Object) (bool, error) {
 	log := ctrl.LoggerFrom(ctx)
 	key := in.object()
@@ -309,11 +315,72 @@ func (a *Applier) outOfSync(ctx context.Context, t Target, mr *hubv1.MyResource,
 		log.V(1).Info("Applying "+in.kind, in.kind, key, "reason", "missing")
 		return true, nil
 	}
-	if a.applied.current(in.key(t.Name), in.hash, in.fingerprint(observed), observed.GetResourceVersion()) {
+	switch k := in.key(t.Name); {
+	case a.applied.current(k, in.hash, in.fingerprint(observed), observed.GetResourceVersion()):
+		return false, nil
+	case a.applied.known(k):
+		log.V(1).Info("Applying "+in.kind, in.kind, key, "reason", "intent or member object changed since the last apply")
+		return true, nil
+	}
+	if applied, err := a.appliedBefore(ctx, t, in, observed); applied || err != nil {
+		return false, err
+	}
+	log.V(1).Info("Applying "+in.kind, in.kind, key, "reason", "what our field manager owns in the member is not this intent")
+	return true, nil
+}
+
+// appliedBefore judges an object of ours that this process holds no record
+// of (it has just started, or took over as leader): it reads the object live
+// into observed (the cache strips managed fields) and reports whether what
+// our field manager owns there is exactly the apply configuration of in, in
+// which case an apply would change nothing and it records the object as
+// writeObject would have. Anything else is applied: drift (a foreign edit
+// takes the field from our managed set), a spec changed meanwhile, or what
+// the member made of our last apply (a webhook's addition attributed to us,
+// a quantity in another form).
+func (a *Applier) appliedBefore(ctx context.Context, t Target, in *intent, observed client.Object) (bool, error) {
+	beforeRV := observed.GetResourceVersion()
+	if len(observed.GetManagedFields()) == 0 {
+		key := in.object()
+		err := t.live().Get(ctx, key, observed)
+		switch {
+		case apierrors.IsNotFound(err):
+			return false, nil // deleted since the cache read: the apply creates it
+		case err != nil:
+			return false, &ApplyError{Cluster: t.Name, Op: opGet, Kind: in.kind, Namespace: key.Namespace, Name: key.Name, Err: err}
+		}
+	}
+	if owned, ok := ownedIntent(observed, a.fieldManager()); !ok || owned != in.hash {
 		return false, nil
 	}
-	log.V(1).Info("Applying "+in.kind, in.kind, key, "reason", "intent or member object changed since the last apply")
+	a.applied.record(in.key(t.Name), appliedRecord{intent: in.hash, beforeRV: beforeRV, after: in.fingerprint(observed)})
 	return true, nil
+}
+
+// ownedIntent hashes, as newIntent hashes an intent, the apply
+// configuration that manager owns in obj (its managed fields, with obj's
+// values; name, namespace and type meta set as Render sets them), so that
+// equal hashes are equal JSON of one type. ok is false when it cannot be
+// read, and the object is then applied.
+func ownedIntent(obj client.Object, manager string) (_ digest, ok bool) {
+	var owned runtime.ApplyConfiguration
+	var err error
+	switch o := obj.(type) {
+	case *appsv1.Deployment:
+		owned, err = appsv1ac.ExtractDeployment(o, manager)
+	case *corev1.Service:
+		owned, err = corev1ac.ExtractService(o, manager)
+	default:
+		return digest{}, false
+	}
+	if err != nil {
+		return digest{}, false
+	}
+	b, err := json.Marshal(owned)
+	if err != nil {
+		return digest{}, false
+	}
+	return digestOf(b), true
 }
 
 // writeObject server-side applies in and leaves the member's answer in
