@@ -3,6 +3,7 @@ package outage
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -127,6 +128,7 @@ func TestLeaderKilledStandbyTakesOverAndConverges(t *testing.T) {
 	g.Expect(env.Hub.Client.Create(ctx, first)).To(Succeed())
 	eventuallyReady(t, first, 120*time.Second)
 
+	marks := auditMarks(g)
 	g.Expect(leader.Kill()).To(Succeed())
 	killed := time.Now()
 	second := newMyResource(ns, "second", "m1", "m3")
@@ -153,6 +155,71 @@ func TestLeaderKilledStandbyTakesOverAndConverges(t *testing.T) {
 	t.Logf("MyResource created after the kill Ready %s after the kill (%s after the takeover)", since(killed), since(killed)-takeover)
 	g.Expect(suite.IsReady(get(ctx, g, first))).To(BeTrue(), "the new leader keeps the first MyResource Ready")
 	g.Expect(standby.Running()).To(BeTrue())
+	expectConvergedUntouched(t, first, marks, "m1", "m2")
+}
+
+// expectConvergedUntouched asserts that a new leader starting over mr,
+// converged by the previous one, wrote nothing of it: no apply to its
+// Deployment or Service in clusters and no status patch on the hub. That
+// the new leader got to it is seen from its own requests about them in
+// every cluster (a new process reads each object of ours once, live), and
+// the reconcile that made them has written its status, if it ever would,
+// within a cluster timeout.
+func expectConvergedUntouched(t *testing.T, mr *hubv1.MyResource, marks map[string]int, clusters ...string) {
+	t.Helper()
+	g := NewWithT(t)
+	var judged []string
+	for _, c := range clusters {
+		judged = append(judged, c+" deployments", c+" services")
+	}
+	g.Eventually(func(g Gomega) []string {
+		requests, _ := requestsAbout(g, mr, marks, clusters)
+		return requests
+	}).WithTimeout(60*time.Second).Should(ContainElements(judged), "the new leader judged every object of %s", mr.Name)
+	g.Consistently(func(g Gomega) []string {
+		_, writes := requestsAbout(g, mr, marks, clusters)
+		return writes
+	}).WithTimeout(clusterTimeout+slack).WithPolling(time.Second).Should(BeEmpty(),
+		"a new leader over a converged MyResource writes none of its objects and not its status")
+}
+
+// auditMarks are the lengths of every API server's audit log now, to read
+// only what comes after.
+func auditMarks(g Gomega) map[string]int {
+	marks := map[string]int{}
+	for _, c := range append([]*controlplane.Cluster{env.Hub}, env.Members...) {
+		events, err := c.AuditEvents()
+		g.Expect(err).NotTo(HaveOccurred())
+		marks[c.Name] = len(events)
+	}
+	return marks
+}
+
+// requestsAbout lists, since marks, the operator's requests about mr's
+// objects in clusters ("m1 deployments") and, of those and of its own on
+// the hub, the writes ("hub patch myresources/status"). Lists and watches
+// (the caches) name no object and are left out.
+func requestsAbout(g Gomega, mr *hubv1.MyResource, marks map[string]int, clusters []string) (requests, writes []string) {
+	for _, c := range append([]*controlplane.Cluster{env.Hub}, env.Members...) {
+		if c != env.Hub && !slices.Contains(clusters, c.Name) {
+			continue
+		}
+		events, err := c.AuditEvents()
+		g.Expect(err).NotTo(HaveOccurred())
+		for _, e := range events[min(marks[c.Name], len(events)):] {
+			ref := e.ObjectRef
+			if ref == nil || ref.Namespace != mr.Namespace || ref.Name != mr.Name || e.Verb == "list" || e.Verb == "watch" {
+				continue
+			}
+			if c != env.Hub {
+				requests = append(requests, c.Name+" "+e.Resource())
+			}
+			if e.IsWrite() {
+				writes = append(writes, c.Name+" "+e.Verb+" "+e.Resource())
+			}
+		}
+	}
+	return requests, writes
 }
 
 func leaseHolder(ctx context.Context, g Gomega, ns string) string {
