@@ -79,6 +79,14 @@ func (c *appliedCache) current(k appliedKey, intent, fp digest, rv string) bool 
 	return ok && r.intent == intent && (fp == r.after || (r.beforeRV != "" && rv == r.beforeRV))
 }
 
+// known reports whether the cache holds a record of the object.
+func (c *appliedCache) known(k appliedKey) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.records[k]
+	return ok
+}
+
 func (c *appliedCache) record(k appliedKey, r appliedRecord) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
