@@ -14,11 +14,13 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	hubv1 "example.com/hub-operator/api/v1"
@@ -156,11 +158,48 @@ func TestCacheRestrictions(t *testing.T) {
 	g.Expect(member.DefaultLabelSelector.Matches(labels.Set{hubv1.ManagedByLabel: hubv1.ManagedByValue})).To(BeTrue())
 	g.Expect(member.DefaultLabelSelector.Matches(labels.Set{hubv1.ManagedByLabel: "someone-else"})).To(BeFalse())
 	g.Expect(member.DefaultTransform).NotTo(BeNil())
+	g.Expect(member.ByObject).To(HaveLen(3))
 	for obj, by := range member.ByObject {
-		g.Expect(obj).To(BeAssignableToTypeOf(&corev1.Event{}))
-		g.Expect(by.Label.Empty()).To(BeTrue(), "events carry no owner labels")
-		g.Expect(by.Field.String()).To(Equal("type=Warning"))
+		switch obj.(type) {
+		case *corev1.Event:
+			g.Expect(by.Label.Empty()).To(BeTrue(), "events carry no owner labels")
+			g.Expect(by.Field.String()).To(Equal("type=Warning"))
+		case *appsv1.Deployment, *corev1.Service:
+			g.Expect(by.Label.Empty()).To(BeTrue(), "every Deployment and Service, so that a miss means missing")
+			g.Expect(by.Transform).NotTo(BeNil())
+		default:
+			t.Errorf("unexpected ByObject entry %T", obj)
+		}
 	}
+}
+
+// TestNameOnlyUnlessManaged: a foreign object is cached as its name, one of
+// ours whole but for its managed fields.
+func TestNameOnlyUnlessManaged(t *testing.T) {
+	g := NewWithT(t)
+	mf := []metav1.ManagedFieldsEntry{{Manager: "someone"}}
+	foreign := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "web", UID: "u1", ResourceVersion: "7",
+			Labels: map[string]string{"team": "payments"}, Annotations: map[string]string{"big": "x"}, ManagedFields: mf},
+		Spec: appsv1.DeploymentSpec{Replicas: ptr.To[int32](3)},
+	}
+	out, err := nameOnlyUnlessManaged(foreign)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(out).To(Equal(&appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "web", UID: "u1", ResourceVersion: "7"}}))
+
+	ours := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "web", Labels: map[string]string{hubv1.ManagedByLabel: hubv1.ManagedByValue}, ManagedFields: mf},
+		Spec:       corev1.ServiceSpec{ClusterIP: "10.0.0.1"},
+	}
+	out, err = nameOnlyUnlessManaged(ours.DeepCopy())
+	g.Expect(err).NotTo(HaveOccurred())
+	want := ours.DeepCopy()
+	want.ManagedFields = nil
+	g.Expect(out).To(Equal(want))
+
+	svc, err := nameOnlyUnlessManaged(&corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "theirs"}, Spec: corev1.ServiceSpec{ClusterIP: "10.0.0.2"}})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(svc.(*corev1.Service).Spec.ClusterIP).To(BeEmpty())
 }
 
 func TestNewFillsDefaults(t *testing.T) {

@@ -133,6 +133,7 @@ func (a *Applier) Apply(ctx context.Context, mr *hubv1.MyResource, t Target) (hu
 		}
 	})
 	if depErr == nil && svcErr == nil {
+		depNew, svcNew := observed.UID == "", observedSvc.UID == ""
 		both(func() {
 			if depStale {
 				depErr = a.writeObject(ctx, t, dep, observed)
@@ -145,6 +146,11 @@ func (a *Applier) Apply(ctx context.Context, mr *hubv1.MyResource, t Target) (hu
 				svcErr = a.writeObject(ctx, t, svc, observedSvc)
 			}
 		})
+		// Both missing as far as the cache knew, one turned out to be
+		// someone else's, created a moment ago: the other, created now,
+		// goes again, so that no object of ours stands beside a foreign one.
+		a.undoHalf(ctx, t, depNew && depStale && depErr == nil && isConflict(svcErr), observed)
+		a.undoHalf(ctx, t, svcNew && svcStale && svcErr == nil && isConflict(depErr), observedSvc)
 	}
 	if depErr != nil {
 		return failedStatus(t.Name, mr, nil, depErr), depErr
@@ -161,6 +167,22 @@ func (a *Applier) Apply(ctx context.Context, mr *hubv1.MyResource, t Target) (hu
 	return st, nil
 }
 
+// undoHalf deletes obj, created by this Apply, when do says its other half
+// was refused as someone else's. A failure leaves it to the MyResource's
+// deletion, which removes what is ours.
+func (a *Applier) undoHalf(ctx context.Context, t Target, do bool, obj client.Object) {
+	if do {
+		if err := a.deleteObject(ctx, t, obj); err != nil {
+			ctrl.LoggerFrom(ctx).Error(err, "Deleting the half of a conflicting MyResource created beside a foreign object")
+		}
+	}
+}
+
+func isConflict(err error) bool {
+	var c *ConflictError
+	return errors.As(err, &c)
+}
+
 // intents wraps the rendered objects for Apply.
 func intents(d *Desired) (dep, svc *intent, err error) {
 	dep, err = newIntent(kindDeployment, d.Deployment, d.Deployment.ObjectMetaApplyConfiguration, true)
@@ -173,7 +195,7 @@ func intents(d *Desired) (dep, svc *intent, err error) {
 
 // Observe reads the cluster's status for mr without writing anything, for
 // a MyResource whose writes are suspended: the Deployment comes from the
-// cache of owned objects, or a live read on a miss. A missing Deployment is
+// cache (see observe). A missing Deployment is
 // reported as not applied; one that is not ours is a *ConflictError.
 func (a *Applier) Observe(ctx context.Context, mr *hubv1.MyResource, t Target) (hubv1.ClusterStatus, error) {
 	if mr == nil {
@@ -388,7 +410,17 @@ func ownedIntent(obj client.Object, manager string) (_ digest, ok bool) {
 func (a *Applier) writeObject(ctx context.Context, t Target, in *intent, observed client.Object) error {
 	key := in.object()
 	existed, beforeRV := observed.GetUID() != "", observed.GetResourceVersion()
-	err := a.apply(ctx, t, in.config)
+	err := a.apply(ctx, t, in.config, existed)
+	if !existed && apierrors.IsConflict(err) {
+		// It exists after all (created a moment ago, before the cache saw
+		// it) and another manager set some of these fields: judge it as one
+		// found in the cache would be.
+		if existed, err = a.existsAfterAll(ctx, t, in, observed); err != nil {
+			return err
+		}
+		beforeRV = observed.GetResourceVersion()
+		err = a.apply(ctx, t, in.config, true)
+	}
 	if apierrors.IsNotFound(err) {
 		// The only way an apply is NotFound is a missing namespace: the memo
 		// was stale (someone deleted the namespace). Check it and retry once.
@@ -401,7 +433,7 @@ func (a *Applier) writeObject(ctx context.Context, t Target, in *intent, observe
 		}); nsErr != nil {
 			return nsErr
 		}
-		err = a.apply(ctx, t, in.config)
+		err = a.apply(ctx, t, in.config, existed)
 	}
 	if err != nil {
 		// Whatever failed, re-check the namespace next time: a namespace
@@ -432,20 +464,45 @@ func (a *Applier) writeObject(ctx context.Context, t Target, in *intent, observe
 	return nil
 }
 
-// apply sends config with server-side apply, forcing ownership of
-// conflicting fields so that member-side edits of managed fields are
-// reverted.
-func (a *Applier) apply(ctx context.Context, t Target, config runtime.ApplyConfiguration) error {
+// apply sends config with server-side apply. To an object that exists
+// (and is ours) it forces ownership of conflicting fields, so that
+// member-side edits of managed fields are reverted. An object the cache says
+// is missing is applied without force: if it was created a moment ago by
+// someone else, the fields they set differently make the apply a Conflict
+// that writes nothing, instead of a takeover.
+func (a *Applier) apply(ctx context.Context, t Target, config runtime.ApplyConfiguration, exists bool) error {
+	if !exists {
+		return t.Writer.Apply(ctx, config, client.FieldOwner(a.fieldManager()))
+	}
 	return t.Writer.Apply(ctx, config, client.FieldOwner(a.fieldManager()), client.ForceOwnership)
 }
 
-// observe reads the member's object key into observed: from the cache of
-// owned objects, and on a miss live, since an object we do not own (or one
-// created a moment ago) is not in that cache. found is false only when the
-// live read says it does not exist.
+// existsAfterAll reads live into observed an object an apply without force
+// found to exist, and returns a *ConflictError unless it is ours.
+func (a *Applier) existsAfterAll(ctx context.Context, t Target, in *intent, observed client.Object) (bool, error) {
+	key := in.object()
+	if err := t.live().Get(ctx, key, observed); err != nil {
+		return false, &ApplyError{Cluster: t.Name, Op: opGet, Kind: in.kind, Namespace: key.Namespace, Name: key.Name, Err: err}
+	}
+	ours, err := a.owned(ctx, t, observed, key.Namespace, key.Name)
+	switch {
+	case err != nil:
+		return false, err
+	case !ours:
+		return false, a.conflict(ctx, t, in.kind, observed)
+	}
+	return true, nil
+}
+
+// observe reads the member's object key into observed from the cache,
+// which holds every Deployment and Service of the member (see Target.Cache):
+// a miss means the object does not exist, and a new object is applied with
+// no read first. The one miss that may be wrong is an object this process
+// applied a moment ago, before the cache's watch brought it: with a record
+// of that apply, a miss is read again live.
 func (a *Applier) observe(ctx context.Context, t Target, kind string, key client.ObjectKey, observed client.Object) (found bool, err error) {
 	err = t.cache().Get(ctx, key, observed)
-	if apierrors.IsNotFound(err) && t.Cache != nil {
+	if apierrors.IsNotFound(err) && t.Cache != nil && a.applied.known(appliedKey{cluster: t.Name, kind: kind, namespace: key.Namespace, name: key.Name}) {
 		err = t.live().Get(ctx, key, observed)
 	}
 	switch {

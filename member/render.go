@@ -29,10 +29,13 @@ type Target struct {
 	// Labels are the cluster's labels (its registry Secret's labels), which
 	// override clusterSelectors match.
 	Labels map[string]string
-	// Cache reads the cluster's owned objects without a request. It must
-	// hold only objects labelled app.kubernetes.io/managed-by=hub-operator
-	// (Deployments and Services at least); a miss there is confirmed with
-	// Reader. When nil, Reader is used.
+	// Cache reads the cluster without a request. It must hold every
+	// Deployment and Service of the cluster, whole when labelled
+	// app.kubernetes.io/managed-by=hub-operator and at least by name when
+	// not (clusterregistry.MemberCacheOptions): a miss there is taken to
+	// mean the object does not exist, and an object found there that is not
+	// plainly ours is read again with Reader before it is judged. When nil,
+	// Reader is used.
 	Cache client.Reader
 	// Reader reads the cluster live, bypassing any cache. When nil, Writer
 	// is used, which must then be an uncached client.
