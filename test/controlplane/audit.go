@@ -49,6 +49,12 @@ func (e AuditEvent) IsWrite() bool {
 	return false
 }
 
+// Refused says the API server answered the request with an error: a
+// refused write changed nothing.
+func (e AuditEvent) Refused() bool {
+	return e.ResponseStatus != nil && e.ResponseStatus.Code >= 400
+}
+
 // Resource is the request's resource (with subresource), e.g. "deployments" or "myresources/status".
 func (e AuditEvent) Resource() string {
 	if e.ObjectRef == nil {

@@ -87,8 +87,11 @@ func TestUnmanagedObjectIsNeverTakenOver(t *testing.T) {
 	g.Expect(after.Annotations).NotTo(HaveKey(hubv1.OwnerUIDAnnotation))
 	audit, err := m2.AuditEvents()
 	g.Expect(err).NotTo(HaveOccurred())
+	// A write the member refused changed nothing: the operator applies an
+	// object its cache says is missing without force, and one created a
+	// moment before the cache saw it refuses that apply as a Conflict.
 	for _, e := range audit {
-		if e.IsWrite() && e.Resource() == "deployments" && e.ObjectRef.Namespace == ns && e.ObjectRef.Name == "web" {
+		if e.IsWrite() && !e.Refused() && e.Resource() == "deployments" && e.ObjectRef.Namespace == ns && e.ObjectRef.Name == "web" {
 			t.Errorf("the operator wrote to the unmanaged object: %s %s", e.Verb, e.RequestURI)
 		}
 	}
