@@ -331,7 +331,8 @@ func (p *Provider) Get(_ context.Context, clusterName multicluster.ClusterName) 
 }
 
 // IndexField adds a field index to every engaged cluster and to every cluster
-// engaged later.
+// engaged later. With MemberCacheOptions, Deployments and Services not
+// managed by hub-operator reach extractValue reduced to their name.
 func (p *Provider) IndexField(ctx context.Context, obj client.Object, field string, extractValue client.IndexerFunc) error {
 	p.mu.Lock()
 	p.indexers = append(p.indexers, index{obj: obj, field: field, extract: extractValue})

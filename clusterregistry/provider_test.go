@@ -77,7 +77,11 @@ func TestProviderAgainstRealClusters(t *testing.T) {
 	mgr := newProviderManager(t, env, provider)
 	// Indexes registered before start must reach every cluster engaged later.
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &appsv1.Deployment{}, imageIndex, func(o client.Object) []string {
-		return []string{o.(*appsv1.Deployment).Spec.Template.Spec.Containers[0].Image}
+		// A Deployment not managed by hub-operator is cached by name only.
+		if c := o.(*appsv1.Deployment).Spec.Template.Spec.Containers; len(c) > 0 {
+			return []string{c[0].Image}
+		}
+		return nil
 	}); err != nil {
 		t.Fatal(err)
 	}
