@@ -169,7 +169,7 @@ func TestProviderAgainstRealClusters(t *testing.T) {
 		}).WithContext(ctx).WithTimeout(3 * time.Second).WithPolling(500 * time.Millisecond).Should(Succeed())
 	})
 
-	t.Run("member caches hold only objects the operator owns, without managedFields", func(t *testing.T) {
+	t.Run("member caches hold the objects the operator owns without managedFields, and foreign Deployments by name only", func(t *testing.T) {
 		g := NewWithT(t)
 		g.Expect(m1.Client.Create(ctx, deployment("owned", map[string]string{hubv1.ManagedByLabel: hubv1.ManagedByValue}))).To(Succeed())
 		g.Expect(m1.Client.Create(ctx, deployment("foreign", nil))).To(Succeed())
@@ -179,9 +179,17 @@ func TestProviderAgainstRealClusters(t *testing.T) {
 		g.Eventually(func(g Gomega) {
 			var list appsv1.DeploymentList
 			g.Expect(cl.GetCache().List(ctx, &list, client.InNamespace(metav1.NamespaceDefault))).To(Succeed())
-			g.Expect(list.Items).To(HaveLen(1))
-			g.Expect(list.Items[0].Name).To(Equal("owned"))
-			g.Expect(list.Items[0].ManagedFields).To(BeEmpty())
+			byName := map[string]appsv1.Deployment{}
+			for _, d := range list.Items {
+				byName[d.Name] = d
+			}
+			g.Expect(byName).To(HaveLen(2))
+			g.Expect(byName["owned"].ManagedFields).To(BeEmpty())
+			g.Expect(byName["owned"].Spec.Template.Spec.Containers).To(HaveLen(1))
+			foreign := byName["foreign"]
+			g.Expect(foreign.UID).NotTo(BeEmpty())
+			g.Expect(foreign.Labels).To(BeEmpty())
+			g.Expect(foreign.Spec).To(Equal(appsv1.DeploymentSpec{}), "a foreign Deployment is held by name only")
 
 			g.Expect(cl.GetCache().List(ctx, &list, client.MatchingFields{imageIndex: "example.com/app:1"})).To(Succeed())
 			g.Expect(list.Items).To(HaveLen(1))
