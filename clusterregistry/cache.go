@@ -64,12 +64,10 @@ func MemberCacheOptions() cache.Options {
 // too: nothing of a foreign object is read from the cache but its
 // existence; the member package reads it live before judging it.
 func nameOnlyUnlessManaged(in any) (any, error) {
+	in, _ = stripManagedFields(in)
 	obj, err := meta.Accessor(in)
 	if err != nil {
 		return in, nil //nolint:nilerr // not an object: nothing to strip
-	}
-	if obj.GetManagedFields() != nil {
-		obj.SetManagedFields(nil)
 	}
 	if obj.GetLabels()[hubv1.ManagedByLabel] == hubv1.ManagedByValue {
 		return in, nil
@@ -83,6 +81,8 @@ func nameOnlyUnlessManaged(in any) (any, error) {
 	}
 	return in, nil
 }
+
+var stripManagedFields = cache.TransformStripManagedFields()
 
 // HubCacheByObject restricts the hub manager's Secret cache to registry
 // Secrets: those in namespace carrying example.com/member-cluster=true. Wire it

@@ -415,10 +415,10 @@ func (a *Applier) writeObject(ctx context.Context, t Target, in *intent, observe
 		// It exists after all (created a moment ago, before the cache saw
 		// it) and another manager set some of these fields: judge it as one
 		// found in the cache would be.
-		if existed, err = a.existsAfterAll(ctx, t, in, observed); err != nil {
+		if err := a.existsAfterAll(ctx, t, in, observed); err != nil {
 			return err
 		}
-		beforeRV = observed.GetResourceVersion()
+		existed, beforeRV = true, observed.GetResourceVersion()
 		err = a.apply(ctx, t, in.config, true)
 	}
 	if apierrors.IsNotFound(err) {
@@ -479,19 +479,19 @@ func (a *Applier) apply(ctx context.Context, t Target, config runtime.ApplyConfi
 
 // existsAfterAll reads live into observed an object an apply without force
 // found to exist, and returns a *ConflictError unless it is ours.
-func (a *Applier) existsAfterAll(ctx context.Context, t Target, in *intent, observed client.Object) (bool, error) {
+func (a *Applier) existsAfterAll(ctx context.Context, t Target, in *intent, observed client.Object) error {
 	key := in.object()
 	if err := t.live().Get(ctx, key, observed); err != nil {
-		return false, &ApplyError{Cluster: t.Name, Op: opGet, Kind: in.kind, Namespace: key.Namespace, Name: key.Name, Err: err}
+		return &ApplyError{Cluster: t.Name, Op: opGet, Kind: in.kind, Namespace: key.Namespace, Name: key.Name, Err: err}
 	}
 	ours, err := a.owned(ctx, t, observed, key.Namespace, key.Name)
 	switch {
 	case err != nil:
-		return false, err
+		return err
 	case !ours:
-		return false, a.conflict(ctx, t, in.kind, observed)
+		return a.conflict(ctx, t, in.kind, observed)
 	}
-	return true, nil
+	return nil
 }
 
 // observe reads the member's object key into observed from the cache,

@@ -5,10 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"slices"
-	"strconv"
-	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -319,26 +316,3 @@ func printDistributions(w io.Writer, results []result) {
 		}
 	}
 }
-
-// cpuSeconds is the process's utime+stime from /proc/<pid>/stat.
-func cpuSeconds(pid int) (float64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	// The command name may hold spaces; the fields after it do not.
-	fields := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-	// utime and stime are fields 14 and 15 of stat, 12 and 13 after the name.
-	ut, err := strconv.ParseFloat(fields[11], 64)
-	if err != nil {
-		return 0, err
-	}
-	st, err := strconv.ParseFloat(fields[12], 64)
-	if err != nil {
-		return 0, err
-	}
-	return (ut + st) / clockTicks, nil
-}
-
-// clockTicks is USER_HZ, 100 on every Linux this runs on.
-const clockTicks = 100

@@ -86,6 +86,45 @@ func rssBytes(pid int) (int64, error) {
 	return 0, fmt.Errorf("no VmRSS for pid %d", pid)
 }
 
+// cpuSeconds is the process's utime+stime from /proc/<pid>/stat.
+func cpuSeconds(pid int) (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name may hold spaces; the fields after it do not.
+	fields := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	// utime and stime are fields 14 and 15 of stat, 12 and 13 after the name.
+	ut, err := strconv.ParseFloat(fields[11], 64)
+	if err != nil {
+		return 0, err
+	}
+	st, err := strconv.ParseFloat(fields[12], 64)
+	if err != nil {
+		return 0, err
+	}
+	return (ut + st) / clockTicks, nil
+}
+
+// clockTicks is USER_HZ, 100 on every Linux this runs on.
+const clockTicks = 100
+
+// openFiles counts the process's open file descriptors and, of those, its
+// sockets: a member's connections are its sockets.
+func openFiles(pid int) (fds, sockets int, err error) {
+	dir := fmt.Sprintf("/proc/%d/fd", pid)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, e := range entries {
+		if target, err := os.Readlink(dir + "/" + e.Name()); err == nil && strings.HasPrefix(target, "socket:") {
+			sockets++
+		}
+	}
+	return len(entries), sockets, nil
+}
+
 // reconcileLatency reads the MyResource controller's reconcile histogram.
 func (o *operatorMetrics) reconcileLatency(ctx context.Context) (p50, p99, count float64, err error) {
 	f, err := o.scrape(ctx)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -418,11 +417,11 @@ func (e *benchEnv) statusBytes(ctx context.Context, ns string) (float64, error) 
 	}
 	total := 0
 	for _, mr := range list.Items {
-		b, err := json.Marshal(mr.Status)
+		n, err := jsonSize(mr.Status)
 		if err != nil {
 			return 0, err
 		}
-		total += len(b)
+		total += n
 	}
 	return float64(total) / float64(max(len(list.Items), 1)), nil
 }

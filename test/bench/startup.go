@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"os"
-	"strings"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
@@ -38,22 +36,6 @@ func (o *operatorMetrics) usage(ctx context.Context) (usage, error) {
 	}
 	u.fds, u.sockets, err = openFiles(o.pid)
 	return u, err
-}
-
-// openFiles counts the process's open file descriptors and, of those, its
-// sockets: a member's connections are its sockets.
-func openFiles(pid int) (fds, sockets int, err error) {
-	dir := fmt.Sprintf("/proc/%d/fd", pid)
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return 0, 0, err
-	}
-	for _, e := range entries {
-		if target, err := os.Readlink(dir + "/" + e.Name()); err == nil && strings.HasPrefix(target, "socket:") {
-			sockets++
-		}
-	}
-	return len(entries), sockets, nil
 }
 
 // cost is the operator's cost per unit of work in (d). A unit is one

@@ -45,7 +45,7 @@ func TestBurstOf500MyResourcesAllBecomeReadyWithBoundedStatusWritesAndCleanUp(t 
 	ctx := t.Context()
 	ns := newNamespace(t, "burst")
 	logMark := logLen(t)
-	hubMark := auditLen(g, env.Hub)
+	hubMark := suite.AuditLen(g, env.Hub)
 
 	// Whatever happens, the parallel tests that follow must not run behind
 	// a backlog of 500 MyResources.
@@ -132,7 +132,7 @@ func forEach[T any](items []T, fn func(T) error) []error {
 // MyResource of ns since mark.
 func statusWrites(g Gomega, ns string, mark int) map[string]int {
 	out := map[string]int{}
-	for _, e := range auditedSince(g, env.Hub, mark, func(e controlplane.AuditEvent) bool {
+	for _, e := range suite.AuditedSince(g, env.Hub, mark, func(e controlplane.AuditEvent) bool {
 		return e.IsWrite() && e.Resource() == "myresources/status" && e.ObjectRef.Namespace == ns
 	}) {
 		out[e.ObjectRef.Name]++

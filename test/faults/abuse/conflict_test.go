@@ -10,6 +10,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"example.com/hub-operator/test/controlplane"
+	"example.com/hub-operator/test/suite"
 )
 
 const (
@@ -37,7 +38,7 @@ func TestForeignWriterIsRevertedOncePerChangeAndItsOwnFieldsAreKept(t *testing.T
 	isOwned := func(e controlplane.AuditEvent) bool {
 		return e.IsWrite() && e.ObjectRef != nil && e.ObjectRef.Namespace == ns && e.ObjectRef.Name == mr.Name
 	}
-	mark := auditLen(g, m1)
+	mark := suite.AuditLen(g, m1)
 	changes, reverted := 0, 0
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
@@ -57,7 +58,7 @@ func TestForeignWriterIsRevertedOncePerChangeAndItsOwnFieldsAreKept(t *testing.T
 		g.Expect(intruder.Patch(ctx, d, client.MergeFrom(before), client.FieldOwner(intruderManager))).To(Succeed())
 		changes++
 	}
-	writes := auditedSince(g, m1, mark, isOwned)
+	writes := suite.AuditedSince(g, m1, mark, isOwned)
 	t.Logf("intruder changes: %d in %s; operator writes to the Deployment and Service: %d; changes found reverted one second later: %d",
 		changes, fightDuration, len(writes), reverted)
 
@@ -78,8 +79,8 @@ func TestForeignWriterIsRevertedOncePerChangeAndItsOwnFieldsAreKept(t *testing.T
 	g.Expect(len(writes)).To(BeNumerically("<=", changes+5), "at most about one revert per foreign change")
 
 	// At rest again: no write for the object at all.
-	settled := auditLen(g, m1)
+	settled := suite.AuditLen(g, m1)
 	g.Consistently(func() int {
-		return len(auditedSince(g, m1, settled, isOwned))
+		return len(suite.AuditedSince(g, m1, settled, isOwned))
 	}).WithTimeout(10*time.Second).WithPolling(time.Second).Should(BeZero(), "no writes once the other writer stopped")
 }

@@ -136,14 +136,14 @@ func refusedBy(t *testing.T, mr *hubv1.MyResource, cluster, want string) {
 func countRequestsDuring(t *testing.T, member *controlplane.Cluster, ns string) int {
 	t.Helper()
 	g := NewWithT(t)
-	mark := auditLen(g, member)
+	mark := suite.AuditLen(g, member)
 	var perSlice []int
 	total := 0
 	const slice = 10 * time.Second
 	for range int(backoffWindow / slice) {
 		// Waiting is the point here: requests are counted over wall time.
 		time.Sleep(slice)
-		n := len(auditedSince(g, member, mark, inNamespace(ns)))
+		n := len(suite.AuditedSince(g, member, mark, inNamespace(ns)))
 		perSlice = append(perSlice, n-total)
 		total = n
 	}

@@ -82,28 +82,6 @@ func memberDeployment(ctx context.Context, g Gomega, cluster string, mr client.O
 	return d
 }
 
-// auditedSince returns the operator's requests to c recorded after the
-// first skip entries of its audit log, filtered by keep.
-func auditedSince(g Gomega, c *controlplane.Cluster, skip int, keep func(controlplane.AuditEvent) bool) []controlplane.AuditEvent {
-	events, err := c.AuditEvents()
-	g.Expect(err).NotTo(HaveOccurred())
-	var out []controlplane.AuditEvent
-	for _, e := range events[min(skip, len(events)):] {
-		if keep(e) {
-			out = append(out, e)
-		}
-	}
-	return out
-}
-
-// auditLen is the number of audited operator requests to c so far, a mark
-// for auditedSince.
-func auditLen(g Gomega, c *controlplane.Cluster) int {
-	events, err := c.AuditEvents()
-	g.Expect(err).NotTo(HaveOccurred())
-	return len(events)
-}
-
 // inNamespace keeps audit events about objects of namespace ns, the
 // namespace object itself included.
 func inNamespace(ns string) func(controlplane.AuditEvent) bool {

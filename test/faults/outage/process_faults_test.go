@@ -188,9 +188,7 @@ func expectConvergedUntouched(t *testing.T, mr *hubv1.MyResource, marks map[stri
 func auditMarks(g Gomega) map[string]int {
 	marks := map[string]int{}
 	for _, c := range append([]*controlplane.Cluster{env.Hub}, env.Members...) {
-		events, err := c.AuditEvents()
-		g.Expect(err).NotTo(HaveOccurred())
-		marks[c.Name] = len(events)
+		marks[c.Name] = suite.AuditLen(g, c)
 	}
 	return marks
 }
@@ -204,13 +202,11 @@ func requestsAbout(g Gomega, mr *hubv1.MyResource, marks map[string]int, cluster
 		if c != env.Hub && !slices.Contains(clusters, c.Name) {
 			continue
 		}
-		events, err := c.AuditEvents()
-		g.Expect(err).NotTo(HaveOccurred())
-		for _, e := range events[min(marks[c.Name], len(events)):] {
+		about := func(e controlplane.AuditEvent) bool {
 			ref := e.ObjectRef
-			if ref == nil || ref.Namespace != mr.Namespace || ref.Name != mr.Name || e.Verb == "list" || e.Verb == "watch" {
-				continue
-			}
+			return ref != nil && ref.Namespace == mr.Namespace && ref.Name == mr.Name && e.Verb != "list" && e.Verb != "watch"
+		}
+		for _, e := range suite.AuditedSince(g, c, marks[c.Name], about) {
 			if c != env.Hub {
 				requests = append(requests, c.Name+" "+e.Resource())
 			}
