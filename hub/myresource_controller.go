@@ -153,10 +153,12 @@ func (r *Reconciler) reconcileNormal(ctx context.Context, s *scope) (ctrl.Result
 		s.entries, s.verdict.invalid = mr.Status.Clusters, err
 		return ctrl.Result{}, reconcile.TerminalError(err)
 	}
-	if s.history, err = r.syncRevisions(ctx, mr); err != nil {
+	var record func(context.Context) error
+	if s.history, record, err = r.syncRevisions(ctx, mr); err != nil {
 		s.statusComputed = false // nothing new is known; the retry will
 		return ctrl.Result{}, err
 	}
+	recorded := recordRevision(ctx, record)
 	var (
 		entries []hubv1.ClusterStatus
 		recheck time.Duration
@@ -168,6 +170,7 @@ func (r *Reconciler) reconcileNormal(ctx context.Context, s *scope) (ctrl.Result
 	} else {
 		entries, recheck, retry = r.rollOut(ctx, s)
 	}
+	retry = errors.Join(retry, recorded())
 	if inv := (invalidRollout{}); errors.As(retry, &inv) {
 		// The planner could not read spec.rollout (a stage selector the
 		// API server's validation let through): only the user can fix it.

@@ -42,6 +42,8 @@ type harness struct {
 	statusWrites int
 	// failStatus fails the next status patch.
 	failStatus bool
+	// failRevision fails the next ControllerRevision create.
+	failRevision bool
 }
 
 func newHarness(t *testing.T, mr *hubv1.MyResource, registry *fakeRegistry, members *fakeMembers) *harness {
@@ -54,6 +56,13 @@ func newHarness(t *testing.T, mr *hubv1.MyResource, registry *fakeRegistry, memb
 		WithObjects(mr).
 		WithStatusSubresource(&hubv1.MyResource{}).
 		WithInterceptorFuncs(interceptor.Funcs{
+			Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
+				if _, ok := obj.(*appsv1.ControllerRevision); ok && h.failRevision {
+					h.failRevision = false
+					return apierrors.NewServiceUnavailable("the hub is restarting")
+				}
+				return c.Create(ctx, obj, opts...)
+			},
 			SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, p client.Patch, opts ...client.SubResourcePatchOption) error {
 				if h.failStatus {
 					h.failStatus = false
@@ -170,6 +179,25 @@ func TestReconcileAddsTheFinalizerBeforeApplying(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(h.get(g).Finalizers).To(ConsistOf(hubv1.FinalizerName))
 	g.Expect(h.members.holds("a")).To(BeTrue())
+}
+
+// A new revision's ControllerRevision is written beside the fan-out, not in
+// front of it: a failed write fails the reconcile, which retries it, and the
+// members run the revision by its number meanwhile.
+func TestReconcileWritesTheRevisionBesideTheFanOut(t *testing.T) {
+	g := NewWithT(t)
+	h := newHarness(t, placedOn(hubv1.Placement{Selection: hubv1.Selection{ClusterNames: []string{"a", "b"}}}), registryOf(prodDev), newFakeMembers())
+	h.failRevision = true
+	_, err := h.reconcile()
+	g.Expect(err).To(MatchError(ContainSubstring("creating revision 1 of MyResource team-a/web")))
+	g.Expect(h.members.holds("a") && h.members.holds("b")).To(BeTrue(), "the members got the revision while its record was written")
+	g.Expect(h.members.revisionOf("a")).To(Equal("1"))
+	g.Expect(h.revisions(g)).To(BeEmpty())
+
+	_, err = h.reconcile()
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(h.revisions(g)).To(HaveLen(1), "the retry writes it")
+	g.Expect(h.revisions(g)[0].Revision).To(BeEquivalentTo(1))
 }
 
 func TestReconcileWaitsForTheRegistry(t *testing.T) {

@@ -72,18 +72,21 @@ func RevisionCacheByObject() map[client.Object]cache.ByObject {
 }
 
 // syncRevisions makes the MyResource's current spec its newest revision,
-// creating or renumbering a ControllerRevision when it is not, and trims
-// the history to spec.revisionHistoryLimit, keeping every revision a
-// cluster still runs.
-func (r *Reconciler) syncRevisions(ctx context.Context, mr *hubv1.MyResource) (*history, error) {
+// renumbering a ControllerRevision when an older one holds it, and trims the
+// history to spec.revisionHistoryLimit, keeping every revision a cluster
+// still runs. A spec no revision holds yet becomes the newest revision at
+// once, and record writes its ControllerRevision (and then trims): the
+// caller runs it while the members get the revision (see recordRevision).
+// record is nil when there is nothing to write.
+func (r *Reconciler) syncRevisions(ctx context.Context, mr *hubv1.MyResource) (_ *history, record func(context.Context) error, _ error) {
 	h, err := r.listRevisions(ctx, mr)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	spec := specOf(mr)
 	data, err := json.Marshal(spec)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	hash := revisionHash(data)
 	newest := int64(0)
@@ -96,19 +99,41 @@ func (r *Reconciler) syncRevisions(ctx context.Context, mr *hubv1.MyResource) (*
 		}
 		if rev.number != newest {
 			if err := r.renumber(ctx, h, rev, newest+1); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 		}
 		h.current = rev
-		return h, r.trimRevisions(ctx, mr, h)
+		return h, nil, r.trimRevisions(ctx, mr, h)
 	}
-	rev, err := r.createRevision(ctx, mr, spec, data, hash, newest+1)
+	rev, err := r.newRevision(mr, spec, data, hash, newest+1)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	h.add(rev)
 	h.current = rev
-	return h, r.trimRevisions(ctx, mr, h)
+	return h, func(ctx context.Context) error {
+		if err := r.createRevision(ctx, mr, rev); err != nil {
+			return err
+		}
+		return r.trimRevisions(ctx, mr, h)
+	}, nil
+}
+
+// recordRevision starts record, when there is one, and returns what waits
+// for it. A new revision's number and data are known before its
+// ControllerRevision exists, and nothing the members get depends on that
+// write: written beside the fan-out, it stays out of the distribution's
+// way (a hub round trip in front of every member of every change, where
+// the finalizer of a create is the only other). Its failure fails the
+// reconcile, which retries: the members already run the revision by its
+// number, as after any failure between the two.
+func recordRevision(ctx context.Context, record func(context.Context) error) (wait func() error) {
+	if record == nil {
+		return func() error { return nil }
+	}
+	done := make(chan error, 1)
+	go func() { done <- record(ctx) }()
+	return func() error { return <-done }
 }
 
 func specOf(mr *hubv1.MyResource) revisionSpec {
@@ -175,7 +200,9 @@ func historyNumbers(cr *appsv1.ControllerRevision) []int64 {
 	return out
 }
 
-func (r *Reconciler) createRevision(ctx context.Context, mr *hubv1.MyResource, spec revisionSpec, data []byte, hash string, number int64) (*revision, error) {
+// newRevision is revision number of mr, with its ControllerRevision not
+// written yet.
+func (r *Reconciler) newRevision(mr *hubv1.MyResource, spec revisionSpec, data []byte, hash string, number int64) (*revision, error) {
 	cr := &appsv1.ControllerRevision{
 		ObjectMeta: metav1.ObjectMeta{
 			Namespace: mr.Namespace,
@@ -192,15 +219,22 @@ func (r *Reconciler) createRevision(ctx context.Context, mr *hubv1.MyResource, s
 		return nil, err
 	}
 	cr.OwnerReferences = []metav1.OwnerReference{*metav1.NewControllerRef(mr, gvk)}
+	return &revision{number: number, spec: spec, cr: cr}, nil
+}
+
+// createRevision writes rev's ControllerRevision. It writes into a copy:
+// the reconcile reads rev meanwhile.
+func (r *Reconciler) createRevision(ctx context.Context, mr *hubv1.MyResource, rev *revision) error {
+	cr := rev.cr.DeepCopy()
 	if err := r.Hub.Create(ctx, cr); err != nil {
 		if apierrors.IsAlreadyExists(err) {
 			// The cache has not caught up with a create of ours yet; the
 			// retry reads it back.
-			return nil, fmt.Errorf("revision %s of MyResource %s/%s exists but is not in the cache yet: %w", cr.Name, mr.Namespace, mr.Name, err)
+			return fmt.Errorf("revision %s of MyResource %s/%s exists but is not in the cache yet: %w", cr.Name, mr.Namespace, mr.Name, err)
 		}
-		return nil, fmt.Errorf("creating revision %d of MyResource %s/%s: %w", number, mr.Namespace, mr.Name, err)
+		return fmt.Errorf("creating revision %d of MyResource %s/%s: %w", rev.number, mr.Namespace, mr.Name, err)
 	}
-	return &revision{number: number, spec: spec, cr: cr}, nil
+	return nil
 }
 
 // revisionName is <myresource>-<hash>, the MyResource's name shortened when

@@ -55,9 +55,10 @@ type Applier struct {
 
 	// mu protects namespaces.
 	mu sync.Mutex
-	// namespaces memoizes the (cluster, namespace) pairs known to exist, so
-	// that a converged reconcile sends no request at all.
-	namespaces map[clusterNamespace]struct{}
+	// namespaces memoizes what this process learnt of each (cluster,
+	// namespace) pair, so that a converged reconcile sends no request at
+	// all; a pair it has not met is absent.
+	namespaces map[clusterNamespace]namespaceState
 	// namespaceChecks lets one of the reconciles that meet a namespace not
 	// yet known at the same moment check and create it for all of them:
 	// measured without it, 50 MyResources in one namespace on 20 members
@@ -78,6 +79,20 @@ const (
 )
 
 type clusterNamespace struct{ cluster, namespace string }
+
+// namespaceState is what the Applier knows of a member namespace.
+type namespaceState int
+
+const (
+	// namespaceUnmet: this process has not met the namespace (the zero
+	// value, a pair absent from the memo).
+	namespaceUnmet namespaceState = iota
+	// namespaceExists: it exists and is not being deleted.
+	namespaceExists
+	// namespaceSuspect: it existed, but a write in it failed since (it may
+	// be gone or being deleted): it is read again before the next create.
+	namespaceSuspect
+)
 
 func (a *Applier) fieldManager() string {
 	if a.FieldManager != "" {
@@ -114,10 +129,6 @@ func (a *Applier) Apply(ctx context.Context, mr *hubv1.MyResource, t Target) (hu
 		err = fmt.Errorf("cluster %s: %w", t.Name, err)
 		return failedStatus(t.Name, mr, nil, err), err
 	}
-	if err := a.ensureNamespace(ctx, t, desired.Namespace); err != nil {
-		return failedStatus(t.Name, mr, nil, err), err
-	}
-
 	// The Deployment and the Service are read together, then written
 	// together: a new MyResource waits for two requests in a row on each
 	// member rather than four. Nothing is written until both are known to be
@@ -132,8 +143,15 @@ func (a *Applier) Apply(ctx context.Context, mr *hubv1.MyResource, t Target) (hu
 			svcStale, svcErr = a.outOfSync(ctx, t, mr, svc, observedSvc)
 		}
 	})
+	depNew, svcNew := observed.UID == "", observedSvc.UID == ""
+	if depErr == nil && svcErr == nil && ((depNew && depStale) || (svc != nil && svcNew && svcStale)) {
+		// Only a create needs the namespace: an object of ours in it
+		// proves it exists, and an update there needs nothing else.
+		if err := a.ensureNamespace(ctx, t, desired.Namespace); err != nil {
+			return failedStatus(t.Name, mr, nil, err), err
+		}
+	}
 	if depErr == nil && svcErr == nil {
-		depNew, svcNew := observed.UID == "", observedSvc.UID == ""
 		both(func() {
 			if depStale {
 				depErr = a.writeObject(ctx, t, dep, observed)
@@ -237,31 +255,36 @@ func (a *Applier) Forget(cluster string) {
 	a.applied.forgetCluster(cluster)
 }
 
-func (a *Applier) knownNamespace(k clusterNamespace) bool {
+func (a *Applier) namespaceState(k clusterNamespace) namespaceState {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	_, ok := a.namespaces[k]
-	return ok
+	return a.namespaces[k]
 }
 
-func (a *Applier) rememberNamespace(k clusterNamespace, known bool) {
+func (a *Applier) setNamespace(k clusterNamespace, state namespaceState) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if !known {
-		delete(a.namespaces, k)
-		return
-	}
 	if a.namespaces == nil {
-		a.namespaces = map[clusterNamespace]struct{}{}
+		a.namespaces = map[clusterNamespace]namespaceState{}
 	}
-	a.namespaces[k] = struct{}{}
+	a.namespaces[k] = state
 }
 
-// ensureNamespace creates the namespace when a live read says it is
-// missing. An existing namespace is used as it is, whoever made it.
+// suspectNamespace marks a namespace known to exist for a read before the
+// next create in it.
+func (a *Applier) suspectNamespace(k clusterNamespace) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.namespaces[k] == namespaceExists {
+		a.namespaces[k] = namespaceSuspect
+	}
+}
+
+// ensureNamespace makes sure the namespace exists before an object is
+// created in it. An existing namespace is used as it is, whoever made it.
 func (a *Applier) ensureNamespace(ctx context.Context, t Target, ns *corev1.Namespace) error {
 	key := clusterNamespace{t.Name, ns.Name}
-	if a.knownNamespace(key) {
+	if a.namespaceState(key) == namespaceExists {
 		return nil
 	}
 	_, err, _ := a.namespaceChecks.Do(t.Name+"/"+ns.Name, func() (any, error) {
@@ -270,31 +293,53 @@ func (a *Applier) ensureNamespace(ctx context.Context, t Target, ns *corev1.Name
 	return err
 }
 
-// checkNamespace reads the namespace live, creates it when missing and
-// remembers it as known.
+// checkNamespace makes sure the namespace exists and remembers it. One this
+// process has not met is most likely new, so it is created at once: a
+// member round trip less in front of the first object there, where a read
+// would come first. One that answers AlreadyExists, and one a write failed
+// in since, is read to tell a namespace being deleted apart.
 func (a *Applier) checkNamespace(ctx context.Context, t Target, ns *corev1.Namespace, key clusterNamespace) error {
-	if a.knownNamespace(key) {
+	state := a.namespaceState(key)
+	if state == namespaceExists {
 		return nil // a check that just finished found it
+	}
+	var createErr error
+	if state == namespaceUnmet {
+		if createErr = a.createNamespace(ctx, t, ns); createErr == nil {
+			a.setNamespace(key, namespaceExists)
+			return nil
+		}
 	}
 	live := &corev1.Namespace{}
 	err := t.live().Get(ctx, client.ObjectKeyFromObject(ns), live)
 	switch {
+	case err == nil && live.DeletionTimestamp != nil:
+		a.setNamespace(key, namespaceSuspect) // read, not created, next time
+		return fmt.Errorf("cluster %s: namespace %s is being deleted; its objects are recreated once it is gone", t.Name, ns.Name)
 	case err == nil:
-		if live.DeletionTimestamp != nil {
-			return fmt.Errorf("cluster %s: namespace %s is being deleted; its objects are recreated once it is gone", t.Name, ns.Name)
-		}
+	case apierrors.IsNotFound(err) && createErr != nil:
+		// Neither created (RBAC may forbid it) nor there.
+		return &ApplyError{Cluster: t.Name, Op: opCreate, Kind: kindNamespace, Name: ns.Name, Err: createErr}
 	case apierrors.IsNotFound(err):
-		ctrl.LoggerFrom(ctx).V(1).Info("Creating Namespace", "Namespace", klog.KObj(ns))
-		create := ns.DeepCopy()
-		if err := t.Writer.Create(ctx, create, client.FieldOwner(a.fieldManager())); err != nil && !apierrors.IsAlreadyExists(err) {
+		if err := a.createNamespace(ctx, t, ns); err != nil && !apierrors.IsAlreadyExists(err) {
 			return &ApplyError{Cluster: t.Name, Op: opCreate, Kind: kindNamespace, Name: ns.Name, Err: err}
-		} else if err == nil {
-			a.wrote(t.Name, ActionCreate, create)
 		}
 	default:
 		return &ApplyError{Cluster: t.Name, Op: opGet, Kind: kindNamespace, Name: ns.Name, Err: err}
 	}
-	a.rememberNamespace(key, true)
+	a.setNamespace(key, namespaceExists)
+	return nil
+}
+
+// createNamespace creates ns, reporting the write; an existing one is an
+// AlreadyExists error.
+func (a *Applier) createNamespace(ctx context.Context, t Target, ns *corev1.Namespace) error {
+	ctrl.LoggerFrom(ctx).V(1).Info("Creating Namespace", "Namespace", klog.KObj(ns))
+	create := ns.DeepCopy()
+	if err := t.Writer.Create(ctx, create, client.FieldOwner(a.fieldManager())); err != nil {
+		return err
+	}
+	a.wrote(t.Name, ActionCreate, create)
 	return nil
 }
 
@@ -424,7 +469,7 @@ func (a *Applier) writeObject(ctx context.Context, t Target, in *intent, observe
 	if apierrors.IsNotFound(err) {
 		// The only way an apply is NotFound is a missing namespace: the memo
 		// was stale (someone deleted the namespace). Check it and retry once.
-		a.rememberNamespace(clusterNamespace{t.Name, key.Namespace}, false)
+		a.suspectNamespace(clusterNamespace{t.Name, key.Namespace})
 		if nsErr := a.ensureNamespace(ctx, t, &corev1.Namespace{
 			ObjectMeta: metav1.ObjectMeta{
 				Name:   key.Namespace,
@@ -438,7 +483,7 @@ func (a *Applier) writeObject(ctx context.Context, t Target, in *intent, observe
 	if err != nil {
 		// Whatever failed, re-check the namespace next time: a namespace
 		// being deleted fails with Forbidden, not NotFound.
-		a.rememberNamespace(clusterNamespace{t.Name, key.Namespace}, false)
+		a.suspectNamespace(clusterNamespace{t.Name, key.Namespace})
 		a.applied.forget(in.key(t.Name))
 		return &ApplyError{Cluster: t.Name, Op: opApply, Kind: in.kind, Namespace: key.Namespace, Name: key.Name, Err: err}
 	}

@@ -208,7 +208,34 @@ func TestApplyIntegration(t *testing.T) {
 			}
 		}
 		t.Logf("%d concurrent applies sent %d namespace requests", n, nsRequests)
-		g.Expect(nsRequests).To(Equal(2), "one live read and one create for all %d applies", n)
+		g.Expect(nsRequests).To(Equal(1), "one create for all %d applies: a namespace this process has not met is created, not read first", n)
+	})
+
+	t.Run("a namespace someone else made is used as it is: the create is refused, and it is read once", func(t *testing.T) {
+		g := NewWithT(t)
+		const ns = "pre-made"
+		g.Expect(m1.Client.Create(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
+			Name: ns, Labels: map[string]string{"team": "a"},
+		}})).To(Succeed())
+		made := &writeLog{}
+		fresh := &Applier{OnWrite: made.record}
+		for range 2 {
+			_, err := fresh.Apply(t.Context(), newMR(ns), target)
+			g.Expect(err).NotTo(HaveOccurred())
+		}
+		g.Expect(made.take()).To(ConsistOf("Apply Deployment pre-made/web", "Apply Service pre-made/web"), "no namespace is reported created")
+		events, err := m1.AuditEvents()
+		g.Expect(err).NotTo(HaveOccurred())
+		var seq []string
+		for _, e := range events {
+			if e.ObjectRef != nil && e.ObjectRef.Resource == "namespaces" && e.ObjectRef.Name == ns {
+				seq = append(seq, fmt.Sprintf("%s %d", e.Verb, e.ResponseStatus.Code))
+			}
+		}
+		g.Expect(seq).To(Equal([]string{"create 409", "get 200"}), "the second apply needs no namespace request")
+		live := &corev1.Namespace{}
+		g.Expect(m1.Client.Get(t.Context(), client.ObjectKey{Name: ns}, live)).To(Succeed())
+		g.Expect(live.Labels).To(Equal(map[string]string{"team": "a", corev1.LabelMetadataName: ns}), "left as its maker made it")
 	})
 
 	t.Run("a new MyResource costs one apply per object, both at once, and no read", func(t *testing.T) {
@@ -306,7 +333,7 @@ func TestApplyIntegration(t *testing.T) {
 		g.Eventually(func(g Gomega) {
 			reads, wr := requestsFor(g, m1, ns)
 			g.Expect(wr-writes0).To(BeZero(), "no apply over objects a previous process converged")
-			g.Expect(reads-reads0).To(Equal(4), "the namespace once, each object once live, then the marker read")
+			g.Expect(reads-reads0).To(Equal(3), "each object once live, then the marker read: objects of ours prove the namespace, which is not read")
 		}).WithContext(t.Context()).WithTimeout(waitTimeout).Should(Succeed())
 	})
 

@@ -46,6 +46,7 @@ type options struct {
 	registryNamespace    string
 	metricsAddr          string
 	probeAddr            string
+	pprofAddr            string
 	leaderElect          bool
 	leaderElectionNS     string
 	maxConcurrent        int
@@ -69,6 +70,8 @@ func parseFlags() (options, *zap.Options) {
 	flag.StringVar(&o.metricsAddr, "metrics-bind-address", ":8443",
 		"Address of the metrics endpoint, served over HTTPS with Kubernetes authentication and authorization. 0 disables it.")
 	flag.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz endpoints.")
+	flag.StringVar(&o.pprofAddr, "pprof-bind-address", "0",
+		"Address of Go's /debug/pprof endpoints, unauthenticated: bind it to localhost or a port no Service exposes. 0 (the default) disables it.")
 	flag.BoolVar(&o.leaderElect, "leader-elect", false, "Elect a leader, so that only one replica reconciles at a time.")
 	flag.StringVar(&o.leaderElectionNS, "leader-election-namespace", os.Getenv("POD_NAMESPACE"),
 		"Namespace of the leader-election Lease. Default: $POD_NAMESPACE, else the registry namespace.")
@@ -151,6 +154,7 @@ func newManager(cfg *rest.Config, scheme *runtime.Scheme, provider *clusterregis
 			FilterProvider: filters.WithAuthenticationAndAuthorization,
 		},
 		HealthProbeBindAddress:  o.probeAddr,
+		PprofBindAddress:        o.pprofAddr,
 		LeaderElection:          o.leaderElect,
 		LeaderElectionID:        "hub-operator.example.com",
 		LeaderElectionNamespace: o.leaderElectionNS,

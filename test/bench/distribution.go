@@ -48,8 +48,16 @@ type distributionResult struct {
 	Change          latencies `json:"image_change"`
 	BaselineCreate  latencies `json:"baseline_create"`
 	BaselineChange  latencies `json:"baseline_image_change"`
-	Cost            cost      `json:"cost"`
-	Startup         startup   `json:"startup"`
+	// Writes and BaselineWrites count every write to the hub and the
+	// members, by "VERB resource[/subresource]", from the first create to
+	// the last image change's arrival (the benchmark's own image patches
+	// included, ten on each side).
+	Writes         map[string]float64 `json:"writes_by_resource"`
+	BaselineWrites map[string]float64 `json:"baseline_writes_by_resource"`
+	// Rounds are the P99s of each round; the latencies above pool them.
+	Rounds  []distributionRound `json:"rounds"`
+	Cost    cost                `json:"cost"`
+	Startup startup             `json:"startup"`
 	// StatusBytesPerCluster is the growth of a MyResource's status per
 	// member it is placed on; StatusBytesAt1000 projects it to 1,000.
 	StatusBytesPerCluster float64 `json:"status_bytes_per_cluster"`
@@ -92,89 +100,225 @@ func (e *benchEnv) runDistribution(ctx context.Context, bin string, s scenario) 
 		return r, err
 	}
 	defer mk.stop()
-	if err := e.operatorDistribution(ctx, bin, s, members, &r); err != nil {
-		return r, fmt.Errorf("operator: %w", err)
+	var op, base []measured
+	for round := range distributionRounds {
+		rd := distributionRound{Round: round, BaselineFirst: round%2 == 1}
+		sides := []func() error{
+			func() error {
+				m, err := e.operatorSide(ctx, bin, s, members, round, &r)
+				op, rd.Operator = append(op, m), m.summary()
+				return err
+			},
+			func() error {
+				m, err := e.baselineSide(ctx, s, members, round)
+				base, rd.Baseline = append(base, m), m.summary()
+				return err
+			},
+		}
+		if rd.BaselineFirst {
+			slices.Reverse(sides)
+		}
+		for _, side := range sides {
+			if err := side(); err != nil {
+				return r, err
+			}
+		}
+		logf("scenario %s round %d: %s", s.Name, round, rd)
+		d.Rounds = append(d.Rounds, rd)
 	}
-	ns := "base-" + s.Name
+	d.Create, d.Change, d.Writes = pool(op)
+	d.BaselineCreate, d.BaselineChange, d.BaselineWrites = pool(base)
+	logf("scenario %s: %s", s.Name, d)
+	return r, e.deregister(ctx)
+}
+
+// The (d) measurement runs in rounds that alternate which side goes first,
+// and pools their samples: on a machine this oversubscribed the load drifts
+// within a run (one round's P99 differed from the next's by 3x), and a side
+// that always ran second would always meet a bed that had just worked.
+var distributionRounds = envInt("BENCH_D_ROUNDS", 2)
+
+// profileFor is how long the CPU profile of (d) runs (BENCH_PROFILE).
+var profileFor = time.Duration(envInt("BENCH_PROFILE_SECONDS", 30)) * time.Second
+
+// measured is one side's measurement in one round.
+type measured struct {
+	create, change latencies
+	writes         map[string]float64
+}
+
+func (m measured) summary() roundSide {
+	return roundSide{CreateP99: m.create.P99, ChangeP99: m.change.P99, CreateLoad: m.create.Load, ChangeLoad: m.change.Load}
+}
+
+// distributionRound is what one round measured of each side.
+type distributionRound struct {
+	Round         int       `json:"round"`
+	BaselineFirst bool      `json:"baseline_first"`
+	Operator      roundSide `json:"operator"`
+	Baseline      roundSide `json:"baseline"`
+}
+
+type roundSide struct {
+	CreateP99  float64 `json:"create_p99_seconds"`
+	ChangeP99  float64 `json:"image_change_p99_seconds"`
+	CreateLoad float64 `json:"create_load_average"`
+	ChangeLoad float64 `json:"image_change_load_average"`
+}
+
+func (rd distributionRound) String() string {
+	return fmt.Sprintf("create P99 operator %.3fs baseline %.3fs, image P99 operator %.3fs baseline %.3fs (%s first)",
+		rd.Operator.CreateP99, rd.Baseline.CreateP99, rd.Operator.ChangeP99, rd.Baseline.ChangeP99,
+		map[bool]string{false: "operator", true: "baseline"}[rd.BaselineFirst])
+}
+
+// pool merges the rounds of one side: every sample, the highest load, the
+// writes summed.
+func pool(rounds []measured) (create, change latencies, writes map[string]float64) {
+	var cs, ch []float64
+	var cl, chl float64
+	writes = map[string]float64{}
+	for _, m := range rounds {
+		cs, ch = append(cs, m.create.Samples...), append(ch, m.change.Samples...)
+		cl, chl = max(cl, m.create.Load), max(chl, m.change.Load)
+		for k, v := range m.writes {
+			writes[k] += v
+		}
+	}
+	create, change = newLatencies(cs), newLatencies(ch)
+	create.Load, change.Load = cl, chl
+	return create, change, writes
+}
+
+// baselineSide runs the baseline through one round of (d).
+func (e *benchEnv) baselineSide(ctx context.Context, s scenario, members []*controlplane.Cluster, round int) (measured, error) {
+	ns := fmt.Sprintf("base-%s-%d", s.Name, round)
 	b, err := startBaseline(ctx, e.Hub, members, ns)
 	if err != nil {
-		return r, err
+		return measured{}, err
 	}
-	d.BaselineCreate, d.BaselineChange, err = e.distribute(ctx, ns, s, members)
+	var m measured
+	m.create, m.change, m.writes, err = e.distribute(ctx, ns, s, members)
 	b.stop()
 	if err != nil {
-		return r, fmt.Errorf("baseline: %w", err)
+		return m, fmt.Errorf("baseline: %w", err)
 	}
-	logf("scenario %s: %s", s.Name, d)
-	if err := e.cleanUp(ctx, ns, members); err != nil {
-		return r, err
+	return m, e.cleanUp(ctx, ns, members)
+}
+
+// operatorSide runs the operator through one round of (d); the first
+// round also measures its cost and a new leader's start-up.
+func (e *benchEnv) operatorSide(ctx context.Context, bin string, s scenario, members []*controlplane.Cluster, round int, r *result) (measured, error) {
+	ns := fmt.Sprintf("op-%s-%d", s.Name, round)
+	if round == 0 {
+		m, err := e.operatorDistribution(ctx, bin, s, members, ns, r)
+		if err != nil {
+			return m, fmt.Errorf("operator: %w", err)
+		}
+		return m, nil
 	}
-	return r, e.deregister(ctx)
+	op, om, err := e.startOperator(bin, s, 2+round) // 2 is the start-up measurement's
+	if err != nil {
+		return measured{}, err
+	}
+	defer func() { _ = op.Stop() }()
+	var m measured
+	if err = om.waitUp(ctx); err == nil {
+		err = om.waitMembersReady(ctx, len(members))
+	}
+	if err == nil {
+		m.create, m.change, m.writes, err = e.distribute(ctx, ns, s, members)
+	}
+	if err != nil {
+		return m, fmt.Errorf("operator: %w (log: %s)", err, op.LogPath)
+	}
+	return m, e.cleanUp(ctx, ns, members)
 }
 
 // operatorDistribution runs the operator through (d) and measures what it
 // costs, then replaces it by a new process over the converged objects to
 // measure a new leader's start-up.
-func (e *benchEnv) operatorDistribution(ctx context.Context, bin string, s scenario, members []*controlplane.Cluster, r *result) error {
+func (e *benchEnv) operatorDistribution(ctx context.Context, bin string, s scenario, members []*controlplane.Cluster, ns string, r *result) (measured, error) {
 	d := r.Distribution
+	var m measured
 	op, om, err := e.startOperator(bin, s, 1)
 	if err != nil {
-		return err
+		return m, err
 	}
 	defer func() { _ = op.Stop() }()
 	if err := om.waitUp(ctx); err != nil {
-		return fmt.Errorf("%w (log: %s)", err, op.LogPath)
+		return m, fmt.Errorf("%w (log: %s)", err, op.LogPath)
 	}
 	before, err := om.usage(ctx)
 	if err != nil {
-		return err
+		return m, err
 	}
 	r.Base = before.memory
 	if err := e.register(ctx, members); err != nil {
-		return fmt.Errorf("%w (log: %s)", err, op.LogPath)
+		return m, fmt.Errorf("%w (log: %s)", err, op.LogPath)
 	}
-	if err := om.waitMembersReady(ctx, len(members), connectTimeout); err != nil {
-		return fmt.Errorf("%w (log: %s)", err, op.LogPath)
+	if err := om.waitMembersReady(ctx, len(members)); err != nil {
+		return m, fmt.Errorf("%w (log: %s)", err, op.LogPath)
 	}
 	connected, err := om.usage(ctx)
 	if err != nil {
-		return err
+		return m, err
 	}
 	r.Connected = connected.memory
-	ns := "op-" + s.Name
-	if d.Create, d.Change, err = e.distribute(ctx, ns, s, members); err != nil {
-		return fmt.Errorf("%w (log: %s)", err, op.LogPath)
+	wait := om.profile(ctx, s.Name, profileFor)
+	m.create, m.change, m.writes, err = e.distribute(ctx, ns, s, members)
+	wait()
+	if err != nil {
+		return m, fmt.Errorf("%w (log: %s)", err, op.LogPath)
 	}
 	if err := e.waitReady(ctx, ns, s.MyResources); err != nil {
-		return fmt.Errorf("%w (log: %s)", err, op.LogPath)
+		return m, fmt.Errorf("%w (log: %s)", err, op.LogPath)
 	}
 	final, err := om.usage(ctx)
 	if err != nil {
-		return err
+		return m, err
 	}
 	r.Final = final.memory
 	r.setMemoryModel()
 	d.Cost = newCost(before, connected, final, s)
 	if err := e.measureStatus(ctx, ns, s, r); err != nil {
-		return err
+		return m, err
 	}
 	if err := op.Stop(); err != nil {
-		return err
+		return m, err
 	}
 	if d.Startup, err = e.measureStartup(ctx, bin, s, members, ns); err != nil {
-		return fmt.Errorf("start-up: %w", err)
+		return m, fmt.Errorf("start-up: %w", err)
 	}
-	return e.cleanUp(ctx, ns, members)
+	return m, e.cleanUp(ctx, ns, members)
 }
 
 // distribute creates the scenario's MyResources in ns one every interval,
 // waits for all of them to be Ready, then changes their image one every
 // interval, and returns both sets of latencies once the change has arrived
-// everywhere. (The baseline writes a status once, for the create.)
-func (e *benchEnv) distribute(ctx context.Context, ns string, s scenario, members []*controlplane.Cluster) (create, change latencies, err error) {
+// everywhere, with the writes it took. (The baseline writes a status once,
+// for the create.)
+func (e *benchEnv) distribute(ctx context.Context, ns string, s scenario, members []*controlplane.Cluster) (create, change latencies, writes map[string]float64, err error) {
 	if err := createNamespace(ctx, e.Hub, ns); err != nil {
-		return create, change, err
+		return create, change, nil, err
 	}
+	clusters := append([]*controlplane.Cluster{e.Hub}, members...)
+	before, err := snapshot(ctx, clusters)
+	if err != nil {
+		return create, change, nil, err
+	}
+	if create, change, err = e.createAndChange(ctx, ns, s, members); err != nil {
+		return create, change, nil, err
+	}
+	after, err := snapshot(ctx, clusters)
+	if err != nil {
+		return create, change, nil, err
+	}
+	return create, change, after.since(before).tally(classMeasured).WritesBy, nil
+}
+
+// createAndChange is distribute's measurement, between its write counts.
+func (e *benchEnv) createAndChange(ctx context.Context, ns string, s scenario, members []*controlplane.Cluster) (create, change latencies, err error) {
 	sw, err := watchSightings(ctx, members, ns, func(d *appsv1.Deployment) string {
 		return d.Name + "@" + d.Spec.Template.Spec.Containers[0].Image
 	})
@@ -303,8 +447,8 @@ func (d *distributionResult) String() string {
 	f := func(l latencies) string {
 		return fmt.Sprintf("p50 %.3fs p90 %.3fs p99 %.3fs (n %d, load %.1f)", l.P50, l.P90, l.P99, len(l.Samples), l.Load)
 	}
-	return fmt.Sprintf("create: operator %s, baseline %s; image: operator %s, baseline %s; %s; start-up %s; status %.0f B/cluster, %.0f B at 1,000; control planes %.1f MiB",
-		f(d.Create), f(d.BaselineCreate), f(d.Change), f(d.BaselineChange), d.Cost, d.Startup,
+	return fmt.Sprintf("create: operator %s, baseline %s; image: operator %s, baseline %s; writes: operator %v, baseline %v; %s; start-up %s; status %.0f B/cluster, %.0f B at 1,000; control planes %.1f MiB",
+		f(d.Create), f(d.BaselineCreate), f(d.Change), f(d.BaselineChange), d.Writes, d.BaselineWrites, d.Cost, d.Startup,
 		d.StatusBytesPerCluster, d.StatusBytesAt1000, mib(float64(d.ControlPlaneRSSBytes)))
 }
 

@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -21,6 +23,8 @@ type operatorMetrics struct {
 	url, token string
 	hc         *http.Client
 	pid        int
+	// pprof is the operator's /debug/pprof URL when profileDir is set.
+	pprof string
 }
 
 // memory is the operator's footprint at one moment.
@@ -171,9 +175,10 @@ func quantile(h *dto.Histogram, q float64) float64 {
 	return lower
 }
 
-// waitMembersReady waits until the operator reports n member clusters Ready.
-func (o *operatorMetrics) waitMembersReady(ctx context.Context, n int, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+// waitMembersReady waits up to connectTimeout until the operator reports n
+// member clusters Ready.
+func (o *operatorMetrics) waitMembersReady(ctx context.Context, n int) error {
+	ctx, cancel := context.WithTimeout(ctx, connectTimeout)
 	defer cancel()
 	ready := 0
 	for {
@@ -188,4 +193,54 @@ func (o *operatorMetrics) waitMembersReady(ctx context.Context, n int, timeout t
 			return fmt.Errorf("%d/%d member clusters Ready: %w", ready, n, err)
 		}
 	}
+}
+
+// profileDir, when set (BENCH_PROFILE), gets a CPU profile of the operator
+// over the first round of each (d) scenario's create and image change.
+var profileDir = os.Getenv("BENCH_PROFILE")
+
+// profile records a CPU profile of the operator for d into
+// profileDir/name.pprof, in the background; the returned function waits
+// for it and reports how it went.
+func (o *operatorMetrics) profile(ctx context.Context, name string, d time.Duration) func() {
+	if o.pprof == "" {
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := o.writeProfile(ctx, filepath.Join(profileDir, name+".pprof"), d); err != nil {
+			logf("profile %s: %v", name, err)
+		}
+	}()
+	return func() { <-done }
+}
+
+func (o *operatorMetrics) writeProfile(ctx context.Context, path string, d time.Duration) error {
+	url := fmt.Sprintf("%s/profile?seconds=%d", o.pprof, int(d.Seconds()))
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	if err := os.MkdirAll(profileDir, 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		_ = f.Close()
+		return err
+	}
+	logf("profile: %s", path)
+	return f.Close()
 }

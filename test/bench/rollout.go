@@ -62,7 +62,7 @@ func (e *benchEnv) runRollout(ctx context.Context, bin string, s scenario) (resu
 	if err := e.register(ctx, members); err != nil {
 		return r, err
 	}
-	if err := om.waitMembersReady(ctx, len(members), connectTimeout); err != nil {
+	if err := om.waitMembersReady(ctx, len(members)); err != nil {
 		return r, fmt.Errorf("%w (log: %s)", err, op.LogPath)
 	}
 	ns := "op-" + s.Name

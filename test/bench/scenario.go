@@ -123,7 +123,7 @@ func (e *benchEnv) operatorRound(ctx context.Context, bin string, s scenario, me
 			return phase{}, err
 		}
 	}
-	if err := om.waitMembersReady(ctx, len(members), connectTimeout); err != nil {
+	if err := om.waitMembersReady(ctx, len(members)); err != nil {
 		return phase{}, fmt.Errorf("%w (log: %s)", err, op.LogPath)
 	}
 	ns := fmt.Sprintf("op-%s-%d", s.Name, round)
@@ -144,6 +144,12 @@ func (e *benchEnv) startOperator(bin string, s scenario, round int) (*controlpla
 	if err != nil {
 		return nil, nil, err
 	}
+	pprofAddr := "0"
+	if profileDir != "" {
+		if pprofAddr, err = freeAddr(); err != nil {
+			return nil, nil, err
+		}
+	}
 	op, err := e.StartOperator(controlplane.OperatorOptions{
 		Binary:            bin,
 		Name:              fmt.Sprintf("operator-%s-%d", s.Name, round),
@@ -156,12 +162,17 @@ func (e *benchEnv) startOperator(bin string, s scenario, round int) (*controlpla
 			"--member-burst=" + strconv.Itoa(memberBurst),
 			"--max-concurrent-reconciles=" + strconv.Itoa(maxConcurrent),
 			"--fan-out=" + strconv.Itoa(fanOut),
+			"--pprof-bind-address=" + pprofAddr,
 		},
 	})
 	if err != nil {
 		return nil, nil, err
 	}
-	return op, &operatorMetrics{url: "https://" + addr + "/metrics", token: e.metricsToken, hc: e.insecure, pid: op.Pid()}, nil
+	om := &operatorMetrics{url: "https://" + addr + "/metrics", token: e.metricsToken, hc: e.insecure, pid: op.Pid()}
+	if profileDir != "" {
+		om.pprof = "http://" + pprofAddr + "/debug/pprof"
+	}
+	return op, om, nil
 }
 
 // measureAtRest counts the writes at rest, then reads what the operator
